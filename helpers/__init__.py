@@ -1,0 +1,1 @@
+"""Helpers for the image generative models course kit."""

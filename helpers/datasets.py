@@ -1,0 +1,342 @@
+"""Built-in offline datasets and loaders for real external ones.
+
+Everything comes back as a :class:`Dataset` whose ``images`` are a float32 tensor
+``(N, C, H, W)`` with values in ``[0, 1]``. Built-in sets use only data that installed packages
+ship (scikit-image, scikit-learn, nilearn) plus seeded generators, so they never touch the network
+and are the same for the same ``seed``.
+
+Examples
+--------
+>>> from helpers import datasets
+>>> ds = datasets.load("digits", n=16, size=16, seed=0)
+>>> tuple(ds.images.shape), ds.labels.shape[0]
+((16, 1, 16, 16), 16)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import brain_phantom, external
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """Images with optional labels.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        ``(N, C, H, W)`` float32 in ``[0, 1]``.
+    labels : torch.Tensor or None
+        ``(N,)`` int64 class indices, or ``None``.
+    description : str
+        One sentence saying what the images are and where they come from.
+    name : str
+        The name passed to :func:`load`.
+    class_names : tuple of str
+        Names of the label values (empty when unlabelled).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    description: str
+    name: str = ""
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        n, c, h, w = self.images.shape
+        lab = "unlabelled" if self.labels is None else f"{len(self.class_names) or 'int'} classes"
+        return f"Dataset({self.name!r}: {n} images, {c}×{h}×{w}, {lab})"
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities shared by the loaders
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1]."""
+    a = np.asarray(array)
+    scale = 255.0 if a.dtype == np.uint8 else 1.0
+    a = a.astype(np.float32) / scale
+    if a.ndim == 2:
+        a = a[None, :, :, None]
+    elif a.ndim == 3 and a.shape[-1] in (1, 3, 4) and a.shape[0] not in (1,) and a.shape[-1] != a.shape[-2]:
+        a = a[None]
+    elif a.ndim == 3:
+        a = a[..., None]
+    t = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(0, 3, 1, 2)
+    return t.clamp(0, 1).contiguous()
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` images to ``size × size`` (antialiased bilinear), values kept in [0, 1]."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0, 1)
+
+
+def center_square(images: torch.Tensor) -> torch.Tensor:
+    """Crop ``(N, C, H, W)`` images to their central square."""
+    h, w = images.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return images[..., top : top + s, left : left + s]
+
+
+def _check_size(size: int | None, default: int, maximum: int, name: str) -> int:
+    if size is None:
+        return default
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"size must be an int, got {type(size).__name__}")
+    if not 4 <= size <= maximum:
+        raise ValueError(f"size {size} is out of range for {name!r}: expected 4 ≤ size ≤ {maximum}")
+    return size
+
+
+def _check_n(n: int | None, default: int, name: str, maximum: int | None = None) -> int:
+    if n is None:
+        return default
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"n={n} is more than {name!r} holds ({maximum} images)")
+    return n
+
+
+def _random_patches(
+    image: np.ndarray, n: int, size: int, rng: np.random.Generator, augment: bool = True
+) -> np.ndarray:
+    """``n`` random ``size × size`` crops of an (H, W[, C]) image with random flips and rotations."""
+    h, w = image.shape[:2]
+    tops = rng.integers(0, h - size + 1, n)
+    lefts = rng.integers(0, w - size + 1, n)
+    out = []
+    for top, left in zip(tops, lefts, strict=True):
+        patch = image[top : top + size, left : left + size]
+        if augment:
+            patch = np.rot90(patch, k=int(rng.integers(4)))
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+        out.append(np.ascontiguousarray(patch))
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------------------------
+# built-in sets
+
+
+@lru_cache(maxsize=4)
+def _skimage_image(name: str) -> np.ndarray:
+    from skimage import data
+
+    try:
+        return np.asarray(getattr(data, name)())
+    except Exception as err:  # pooch raises various errors when a file is not shipped
+        raise FileNotFoundError(
+            f"scikit-image's {name!r} image is not installed on this machine and cannot be "
+            f"downloaded offline ({type(err).__name__}: {err}). Install the scikit-image data with "
+            f"`python -c \"import skimage.data; skimage.data.download_all()\"` on a machine with "
+            f"network access, or choose another built-in dataset."
+        ) from err
+
+
+def _histology_labels(patches: np.ndarray) -> np.ndarray:
+    """1 where a patch is DAB-positive (brown stain covers more than 10 % of it), else 0."""
+    from skimage.color import rgb2hed
+
+    dab = np.stack([rgb2hed(p)[..., 2] for p in patches])
+    positive = (dab > 0.05).mean(axis=(1, 2))
+    return (positive > 0.10).astype(np.int64)
+
+
+def _histology(n, size, seed, root):
+    size = _check_size(size, 32, 128, "histology")
+    n = _check_n(n, 256, "histology")
+    rng = np.random.default_rng(seed)
+    patches = _random_patches(_skimage_image("immunohistochemistry"), n, size, rng)
+    labels = torch.from_numpy(_histology_labels(patches))
+    return Dataset(
+        to_tensor(patches),
+        labels,
+        f"{n} random {size}×{size} crops (random flips and 90° rotations) of scikit-image's "
+        "immunohistochemistry image (DAB/haematoxylin); label 1 = DAB-positive patch",
+        class_names=("DAB-negative", "DAB-positive"),
+    )
+
+
+def _brain(n, size, seed, root, lesion_fraction: float = 0.5):
+    size = _check_size(size, 64, 256, "brain")
+    n = _check_n(n, 128, "brain")
+    images, labels = brain_phantom.generate(n, size, seed=seed, lesion_fraction=lesion_fraction)
+    return Dataset(
+        images,
+        labels,
+        f"{n} BraTS-like {size}×{size} axial slices of the MNI152 T1 template (nilearn) with mild "
+        "random deformation; label 1 = slice carries a synthetic tumour (core + oedema ring)",
+        class_names=("healthy", "lesion"),
+    )
+
+
+def _digits(n, size, seed, root):
+    from sklearn.datasets import load_digits
+
+    size = _check_size(size, 16, 64, "digits")
+    d = load_digits()
+    total = len(d.target)
+    n = _check_n(n, total, "digits", maximum=total)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.permutation(total)[:n]) if n < total else np.arange(total)
+    images = torch.from_numpy(d.images[idx].astype(np.float32) / 16.0)[:, None]
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return Dataset(
+        images.clamp(0, 1).contiguous(),
+        torch.from_numpy(d.target[idx].astype(np.int64)),
+        f"{n} handwritten digits from scikit-learn (8×8, 16 grey levels), upsampled to {size}×{size}",
+        class_names=tuple(str(i) for i in range(10)),
+    )
+
+
+TEXTURES: tuple[str, ...] = ("brick", "grass", "gravel")
+
+
+def _textures(n, size, seed, root):
+    size = _check_size(size, 32, 256, "textures")
+    n = _check_n(n, 300, "textures")
+    rng = np.random.default_rng(seed)
+    counts = [n // len(TEXTURES) + (i < n % len(TEXTURES)) for i in range(len(TEXTURES))]
+    patches, labels = [], []
+    for label, (name, count) in enumerate(zip(TEXTURES, counts, strict=True)):
+        if count:
+            patches.append(_random_patches(_skimage_image(name), count, size, rng))
+            labels += [label] * count
+    order = rng.permutation(n)
+    images = to_tensor(np.concatenate(patches))[order]
+    return Dataset(
+        images.contiguous(),
+        torch.tensor(labels, dtype=torch.int64)[order],
+        f"{n} random {size}×{size} grey patches of scikit-image's textures ({', '.join(TEXTURES)})",
+        class_names=TEXTURES,
+    )
+
+
+def _faces(n, size, seed, root):
+    from skimage.data import lfw_subset
+
+    size = _check_size(size, 25, 128, "faces")
+    faces = np.asarray(lfw_subset(), dtype=np.float32)  # (200, 25, 25), first 100 are faces
+    n = _check_n(n, len(faces), "faces", maximum=len(faces))
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.permutation(len(faces))[:n])
+    images = resize(torch.from_numpy(faces[idx])[:, None], size)
+    labels = torch.from_numpy((idx < 100).astype(np.int64))
+    return Dataset(
+        images.contiguous(),
+        labels,
+        f"{n} grey {size}×{size} crops from scikit-image's LFW subset; label 1 = face, 0 = non-face",
+        class_names=("non-face", "face"),
+    )
+
+
+def _single(image_name: str, what: str) -> Callable:
+    def loader(n, size, seed, root):
+        if n not in (None, 1):
+            raise ValueError(f"{image_name!r} is a single image: n must be 1 or None, got {n}")
+        img = to_tensor(_skimage_image(image_name))
+        size = _check_size(size, img.shape[-1], 4096, image_name)
+        return Dataset(resize(center_square(img), size), None, f"{what} ({size}×{size}), from scikit-image")
+
+    return loader
+
+
+BUILTIN: dict[str, Callable] = {
+    "histology": _histology,
+    "brain": _brain,
+    "digits": _digits,
+    "textures": _textures,
+    "faces": _faces,
+    "retina": _single("retina", "a human retina fundus photograph"),
+    "camera": _single("camera", "the 'cameraman' photograph"),
+    "astronaut": _single("astronaut", "Eileen Collins, astronaut, in colour"),
+}
+
+EXTERNAL: dict[str, Callable] = {
+    "image_folder": external.image_folder,
+    "nifti": external.nifti,
+    "mnist": external.mnist,
+    "fashion_mnist": external.fashion_mnist,
+}
+
+
+def available(*, external_too: bool = True) -> list[str]:
+    """Names accepted by :func:`load`: the built-in sets, then the external loaders."""
+    return list(BUILTIN) + (list(EXTERNAL) if external_too else [])
+
+
+def load(
+    name: str,
+    *,
+    n: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    **options,
+) -> Dataset:
+    """Load a dataset by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available`.
+    n : int, optional
+        Number of images (default: a per-dataset default, or all of them).
+    size : int, optional
+        Height and width in pixels (default per dataset).
+    seed : int
+        Seed of crops, subsets and generators: the same seed gives the same images.
+    root : str or Path, optional
+        Folder of an external dataset (``image_folder``, ``nifti``, ``mnist``, ``fashion_mnist``).
+    **options
+        Loader-specific options (e.g. ``lesion_fraction`` for ``brain``, ``channels`` for
+        ``image_folder``, ``modality`` for ``nifti``, ``train`` for ``mnist``).
+
+    Returns
+    -------
+    Dataset
+        ``images`` float32 ``(N, C, H, W)`` in ``[0, 1]``, ``labels`` or ``None``, ``description``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or out-of-range ``n``/``size``.
+    FileNotFoundError
+        When an external dataset is not found under ``root`` (the message says what to download).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
+    if name in BUILTIN:
+        if root is not None:
+            raise ValueError(f"{name!r} is built in and takes no root (got root={root!r})")
+        ds = BUILTIN[name](n, size, seed, root, **options)
+    elif name in EXTERNAL:
+        ds = EXTERNAL[name](n, size, seed, root, **options)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    ds.name = name
+    return ds

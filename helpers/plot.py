@@ -1,0 +1,163 @@
+"""Image grids, curves, and ``savefig`` into the current run's figure folder.
+
+Examples
+--------
+>>> import torch
+>>> from helpers import plot
+>>> fig = plot.image_grid(torch.rand(4, 1, 8, 8), titles=list("abcd"))
+>>> plot.savefig(fig, "00_example") is None  # no run set up: nothing is written
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import runtime
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` tensor or ``(H, W[, C])`` array → ``(H, W)`` or ``(H, W, 3)`` array in [0, 1]."""
+    if isinstance(image, torch.Tensor):
+        a = image.detach().float().cpu().numpy()
+        if a.ndim == 3:
+            a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
+    else:
+        a = np.asarray(image, dtype=np.float32)
+        if a.ndim == 3 and a.shape[-1] == 1:
+            a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected one image (C, H, W) or (H, W[, C]), got shape {a.shape}")
+    return np.clip(a, 0, 1)
+
+
+def image_grid(
+    images: torch.Tensor | Sequence,
+    *,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 1.6,
+    cmap: str = "gray",
+    suptitle: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Show images in a grid.
+
+    Parameters
+    ----------
+    images : Tensor ``(N, C, H, W)`` or sequence of images
+        Values in [0, 1]; 1 or 3 channels.
+    titles : sequence of str, optional
+        One title per image.
+    ncols : int, optional
+        Columns (default: up to 8).
+    size : float
+        Inches per image.
+    cmap : str
+        Colour map for single-channel images.
+    suptitle : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    items = list(images)
+    if not items:
+        raise ValueError("image_grid needs at least one image, got none")
+    if titles is not None and len(titles) != len(items):
+        raise ValueError(f"got {len(titles)} titles for {len(items)} images")
+    ncols = ncols or min(len(items), 8)
+    nrows = math.ceil(len(items) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < len(items):
+            ax.imshow(to_numpy_image(items[k]), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[k], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def curves(
+    series: Mapping[str, Sequence[float]] | Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str = "iteration",
+    ylabel: str = "",
+    title: str | None = None,
+    logx: bool = False,
+    logy: bool = False,
+    ax: matplotlib.axes.Axes | None = None,
+) -> matplotlib.figure.Figure:
+    """Plot named curves; each value is ``y`` or a pair ``(x, y)``."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+    else:
+        fig = ax.figure
+    for label, values in series.items():
+        if isinstance(values, tuple) and len(values) == 2:
+            x, y = values
+        else:
+            y = values
+            x = np.arange(1, len(y) + 1)
+        ax.plot(np.asarray(x), np.asarray(y, dtype=float), label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def savefig(fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: runtime.Run | None = None) -> Path | None:
+    """Save ``fig`` as ``<figure_dir>/<name>.png`` of the current run.
+
+    Parameters
+    ----------
+    fig : Figure
+        The figure to save.
+    name : str
+        File stem, e.g. ``"01_fig2_fitting_curves"``: letters, digits, ``_ . -``; start names with
+        the notebook number so the report and the figure map can find them.
+    dpi : int
+        Resolution (modest by default, so notebooks stay small).
+    run : Run, optional
+        Defaults to :func:`helpers.runtime.current`.
+
+    Returns
+    -------
+    Path or None
+        Where the file was written, or ``None`` when no run is set up.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"figure name {name!r} must be letters, digits, '_', '.', '-' (no folders)")
+    run = run or runtime.current()
+    if run is None:
+        logger.info("no run set up: figure %s not saved", name)
+        return None
+    run.figure_dir.mkdir(parents=True, exist_ok=True)
+    path = run.figure_dir / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
