@@ -49,7 +49,9 @@ def _deform(images: torch.Tensor, rng: np.random.Generator, strength: float = 1.
     scale = 1 + rng.uniform(-0.05, 0.05, n) * strength
     shift = rng.uniform(-0.03, 0.03, (n, 2)) * strength
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
-    theta = np.stack([np.stack([cos, -sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)], 1)
+    theta = np.stack(
+        [np.stack([cos, -sin, shift[:, 0]], 1), np.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
     grid = F.affine_grid(torch.from_numpy(theta).float(), (n, 1, h, w), align_corners=False)
     coarse = torch.from_numpy(rng.normal(0, 0.02 * strength, (n, 2, 4, 4))).float()
     field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
@@ -57,15 +59,21 @@ def _deform(images: torch.Tensor, rng: np.random.Generator, strength: float = 1.
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def add_lesions(images: torch.Tensor, has_lesion: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+def add_lesions(
+    images: torch.Tensor, has_lesion: np.ndarray, rng: np.random.Generator
+) -> torch.Tensor:
     """Paint a tumour-like lesion (core + oedema ring) into the images where ``has_lesion``."""
     n, _, h, w = images.shape
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     out = images.clone()
     for i in np.flatnonzero(has_lesion):
         brain = images[i, 0] > 0.15
         # centre: a brain pixel far enough from the edge (eroded mask)
-        inner = -F.max_pool2d(-brain.float()[None, None], kernel_size=2 * (h // 8) + 1, stride=1, padding=h // 8)[0, 0]
+        inner = -F.max_pool2d(
+            -brain.float()[None, None], kernel_size=2 * (h // 8) + 1, stride=1, padding=h // 8
+        )[0, 0]
         ys, xs = torch.nonzero(inner > 0.5 if inner.any() else brain, as_tuple=True)
         k = int(rng.integers(len(ys)))
         cy, cx = float(ys[k]), float(xs[k])
@@ -74,7 +82,9 @@ def add_lesions(images: torch.Tensor, has_lesion: np.ndarray, rng: np.random.Gen
         theta = torch.atan2(yy - cy, xx - cx)
         wobble = torch.ones_like(theta)
         for harmonic in (2, 3, 4):
-            wobble = wobble + rng.uniform(0, 0.12) * torch.cos(harmonic * theta + rng.uniform(0, 2 * math.pi))
+            wobble = wobble + rng.uniform(0, 0.12) * torch.cos(
+                harmonic * theta + rng.uniform(0, 2 * math.pi)
+            )
         dist = torch.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / wobble
         edge = max(1.0, 0.015 * h)
         core = torch.sigmoid((r_core - dist) / edge) * brain
@@ -117,7 +127,9 @@ def generate(
     rng = np.random.default_rng(seed)
     slices = template_slices()
     idx = torch.from_numpy(rng.integers(0, len(slices), n))
-    images = F.interpolate(slices[idx], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    images = F.interpolate(
+        slices[idx], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
     if deform > 0:
         images = _deform(images, rng, deform)
     has_lesion = np.zeros(n, dtype=bool)

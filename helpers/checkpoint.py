@@ -27,7 +27,9 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 
-def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+def atomic_save(
+    tensors: dict[str, torch.Tensor], path: str | Path, *, meta: dict[str, Any] | None = None
+) -> Path:
     """Write ``tensors`` to ``path`` through a temporary file in the same folder, then rename.
 
     A crash mid-write leaves the previous checkpoint intact. ``meta`` is stored as JSON.
@@ -46,7 +48,9 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, *, meta: dic
     return path
 
 
-def read(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read(
+    path: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a file written by :func:`atomic_save`: ``(tensors, meta)``."""
     path = Path(path)
     if not path.exists():
@@ -61,11 +65,15 @@ def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.T
     tensors = {}
     for idx, state in sd["state"].items():
         for key, value in state.items():
-            tensors[f"{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            tensors[f"{idx}.{key}"] = (
+                value if isinstance(value, torch.Tensor) else torch.tensor(value)
+            )
     return tensors, sd["param_groups"]
 
 
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]) -> None:
+def _optimizer_from_tensors(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         idx, key = name.split(".", 1)
@@ -83,6 +91,7 @@ def save_training_state(
     generators: dict[str, torch.Generator] | None = None,
     extra: dict[str, torch.Tensor] | None = None,
     meta: dict[str, Any] | None = None,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
 ) -> Path:
     """Save model (and optimizer, EMA model, random generators, extra tensors) atomically.
 
@@ -98,6 +107,8 @@ def save_training_state(
         Saved when given, so that :func:`load_training_state` can resume exactly.
     meta : dict, optional
         JSON-serialisable facts (config, loss so far …).
+    optimizers : dict of str to Optimizer, optional
+        Further named optimizers (e.g. a GAN's generator and discriminator optimizers).
 
     Returns
     -------
@@ -111,6 +122,10 @@ def save_training_state(
         opt_tensors, groups = _optimizer_to_tensors(optimizer)
         tensors.update({f"optimizer/{k}": v for k, v in opt_tensors.items()})
         info["optimizer_param_groups"] = groups
+    for name, opt in (optimizers or {}).items():
+        opt_tensors, groups = _optimizer_to_tensors(opt)
+        tensors.update({f"optimizers/{name}/{k}": v for k, v in opt_tensors.items()})
+        info.setdefault("optimizers_param_groups", {})[name] = groups
     for name, gen in (generators or {}).items():
         tensors[f"rng/{name}"] = gen.get_state()
     for name, value in (extra or {}).items():
@@ -125,6 +140,7 @@ def load_training_state(
     optimizer: torch.optim.Optimizer | None = None,
     ema: torch.nn.Module | None = None,
     generators: dict[str, torch.Generator] | None = None,
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
 ) -> dict[str, Any]:
     """Restore what :func:`save_training_state` wrote into the given objects.
 
@@ -143,7 +159,16 @@ def load_training_state(
     if ema is not None:
         ema.load_state_dict({k: v.to(device) for k, v in group("ema").items()})
     if optimizer is not None:
-        _optimizer_from_tensors(optimizer, group("optimizer"), meta.get("optimizer_param_groups", []))
+        _optimizer_from_tensors(
+            optimizer, group("optimizer"), meta.get("optimizer_param_groups", [])
+        )
+    for name, opt in (optimizers or {}).items():
+        groups = meta.get("optimizers_param_groups", {})
+        if name not in groups:
+            raise KeyError(
+                f"checkpoint {path} holds no optimizer named {name!r}; it has {sorted(groups)}"
+            )
+        _optimizer_from_tensors(opt, group(f"optimizers/{name}"), groups[name])
     for name, gen in (generators or {}).items():
         if f"rng/{name}" in tensors:
             gen.set_state(tensors[f"rng/{name}"])

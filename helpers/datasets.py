@@ -74,7 +74,12 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     a = a.astype(np.float32) / scale
     if a.ndim == 2:
         a = a[None, :, :, None]
-    elif a.ndim == 3 and a.shape[-1] in (1, 3, 4) and a.shape[0] not in (1,) and a.shape[-1] != a.shape[-2]:
+    elif (
+        a.ndim == 3
+        and a.shape[-1] in (1, 3, 4)
+        and a.shape[0] not in (1,)
+        and a.shape[-1] != a.shape[-2]
+    ):
         a = a[None]
     elif a.ndim == 3:
         a = a[..., None]
@@ -86,7 +91,9 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``(N, C, H, W)`` images to ``size × size`` (antialiased bilinear), values kept in [0, 1]."""
     if images.shape[-2:] == (size, size):
         return images
-    out = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    out = F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
     return out.clamp(0, 1)
 
 
@@ -152,7 +159,7 @@ def _skimage_image(name: str) -> np.ndarray:
         raise FileNotFoundError(
             f"scikit-image's {name!r} image is not installed on this machine and cannot be "
             f"downloaded offline ({type(err).__name__}: {err}). Install the scikit-image data with "
-            f"`python -c \"import skimage.data; skimage.data.download_all()\"` on a machine with "
+            f'`python -c "import skimage.data; skimage.data.download_all()"` on a machine with '
             f"network access, or choose another built-in dataset."
         ) from err
 
@@ -260,7 +267,9 @@ def _single(image_name: str, what: str) -> Callable:
             raise ValueError(f"{image_name!r} is a single image: n must be 1 or None, got {n}")
         img = to_tensor(_skimage_image(image_name))
         size = _check_size(size, img.shape[-1], 4096, image_name)
-        return Dataset(resize(center_square(img), size), None, f"{what} ({size}×{size}), from scikit-image")
+        return Dataset(
+            resize(center_square(img), size), None, f"{what} ({size}×{size}), from scikit-image"
+        )
 
     return loader
 

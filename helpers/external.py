@@ -66,8 +66,8 @@ def _default_root(name: str) -> Path:
     return cache_dir() / name
 
 
-def _missing(name: str, root: Path, what: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{name}: {what} not found under {root}. {_hint(name)}".strip())
+def _missing(name: str, root: Path, what: str, key: str | None = None) -> FileNotFoundError:
+    return FileNotFoundError(f"{name}: {what} not found under {root}. {_hint(key or name)}".strip())
 
 
 def _subset(count: int, n: int | None, seed: int) -> np.ndarray:
@@ -92,15 +92,30 @@ def image_folder(n, size, seed, root, *, channels: int = 3):
     if not root.is_dir():
         raise _missing("image_folder", root, "the folder")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = [(f, c) for c, cls in enumerate(classes) for f in sorted((root / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        (f, c)
+        for c, cls in enumerate(classes)
+        for f in sorted((root / cls).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
-        raise _missing("image_folder", root, f"images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders")
+        raise _missing(
+            "image_folder", root, f"images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders"
+        )
     pick = _subset(len(files), n, seed)
     size = size or 64
     mode = "L" if channels == 1 else "RGB"
-    images = [resize(center_square(to_tensor(np.asarray(Image.open(files[i][0]).convert(mode)))), size) for i in pick]
+    images = [
+        resize(center_square(to_tensor(np.asarray(Image.open(files[i][0]).convert(mode)))), size)
+        for i in pick
+    ]
     labels = torch.tensor([files[i][1] for i in pick], dtype=torch.int64)
-    return Dataset(torch.cat(images), labels, f"{len(pick)} images from {root} ({len(classes)} classes)", class_names=tuple(classes))
+    return Dataset(
+        torch.cat(images),
+        labels,
+        f"{len(pick)} images from {root} ({len(classes)} classes)",
+        class_names=tuple(classes),
+    )
 
 
 def nifti(n, size, seed, root, *, modality: str = "t1", min_brain_fraction: float = 0.15):
@@ -116,10 +131,10 @@ def nifti(n, size, seed, root, *, modality: str = "t1", min_brain_fraction: floa
 
     root = Path(root) if root is not None else _default_root("brats")
     if not root.is_dir():
-        raise _missing("nifti", root, "the folder")
+        raise _missing("nifti", root, "the folder", key="brats")
     vols = sorted(root.rglob(f"*_{modality}.nii.gz")) + sorted(root.rglob(f"*_{modality}.nii"))
     if not vols:
-        raise _missing("nifti", root, f"volumes named *_{modality}.nii.gz")
+        raise _missing("nifti", root, f"volumes named *_{modality}.nii.gz", key="brats")
     slices, labels, labelled = [], [], True
     for vol_path in vols:
         vol = np.asarray(nib.load(str(vol_path)).get_fdata(), dtype=np.float32)
@@ -135,7 +150,9 @@ def nifti(n, size, seed, root, *, modality: str = "t1", min_brain_fraction: floa
                 slices.append(np.rot90(vol[:, :, z]).copy())
                 labels.append(int(seg is not None and (seg[:, :, z] > 0).any()))
     if not slices:
-        raise ValueError(f"no slice in {root} has a brain area of at least {min_brain_fraction:.0%}")
+        raise ValueError(
+            f"no slice in {root} has a brain area of at least {min_brain_fraction:.0%}"
+        )
     pick = _subset(len(slices), n, seed)
     images = torch.stack([torch.from_numpy(slices[i]) for i in pick])[:, None]
     images = resize(center_square(images), size or 64)
@@ -153,7 +170,9 @@ def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download
     from .datasets import Dataset, resize
 
     root = Path(root) if root is not None else _default_root(kind)
-    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[kind]
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[
+        kind
+    ]
     try:
         ds = cls(str(root), train=train, download=download)
     except RuntimeError as err:
@@ -165,7 +184,12 @@ def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download
     pick = _subset(len(ds.targets), n, seed)
     images = ds.data[torch.from_numpy(pick)].float().div(255)[:, None]
     classes = tuple(getattr(ds, "classes", ())) or tuple(str(i) for i in range(10))
-    return Dataset(resize(images, size or 28).contiguous(), ds.targets[torch.from_numpy(pick)].long(), f"{len(pick)} {kind} images from {root}", class_names=classes)
+    return Dataset(
+        resize(images, size or 28).contiguous(),
+        ds.targets[torch.from_numpy(pick)].long(),
+        f"{len(pick)} {kind} images from {root}",
+        class_names=classes,
+    )
 
 
 def mnist(n, size, seed, root, **options):

@@ -81,7 +81,9 @@ def image_grid(
         raise ValueError(f"got {len(titles)} titles for {len(items)} images")
     ncols = ncols or min(len(items), 8)
     nrows = math.ceil(len(items) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
+    )
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < len(items):
@@ -131,7 +133,9 @@ def curves(
     return fig
 
 
-def savefig(fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: runtime.Run | None = None) -> Path | None:
+def savefig(
+    fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: runtime.Run | None = None
+) -> Path | None:
     """Save ``fig`` as ``<figure_dir>/<name>.png`` of the current run.
 
     Parameters
@@ -152,7 +156,9 @@ def savefig(fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: run
         Where the file was written, or ``None`` when no run is set up.
     """
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(f"figure name {name!r} must be letters, digits, '_', '.', '-' (no folders)")
+        raise ValueError(
+            f"figure name {name!r} must be letters, digits, '_', '.', '-' (no folders)"
+        )
     run = run or runtime.current()
     if run is None:
         logger.info("no run set up: figure %s not saved", name)

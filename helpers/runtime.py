@@ -85,7 +85,9 @@ def resolve_profile(profile: str = "auto") -> str:
         name = "gpu" if torch.cuda.is_available() else "laptop"
     if name not in PROFILES:
         valid = ", ".join(("auto",) + PROFILES)
-        raise ValueError(f"unknown profile {profile!r} (resolved to {name!r}); valid profiles: {valid}")
+        raise ValueError(
+            f"unknown profile {profile!r} (resolved to {name!r}); valid profiles: {valid}"
+        )
     return name
 
 

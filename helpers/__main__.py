@@ -1,0 +1,65 @@
+"""Command line: ``python -m helpers run|refresh|doctor|report``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import course
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers", description="Image generative models course kit"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="execute the notebooks with papermill and write the report")
+    p_run.add_argument("--profile", default="auto", help="auto (default), smoke, laptop or gpu")
+    p_run.add_argument(
+        "--only", action="append", help="notebook prefix or name (repeat or comma-separate)"
+    )
+    p_run.add_argument("--out", default=None, help="build root (default build/)")
+    p_run.add_argument("--seed", type=int, default=0)
+    p_ref = sub.add_parser("refresh", help="re-execute the notebooks in place (committed outputs)")
+    p_ref.add_argument("--profile", default="laptop")
+    p_ref.add_argument("--only", action="append")
+    sub.add_parser("doctor", help="check the environment and say how to fix what is missing")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+
+    if args.command == "doctor":
+        checks = course.doctor()
+        for c in checks:
+            mark = "ok  " if c.ok else "FAIL"
+            print(
+                f"[{mark}] {c.name:<22} {c.detail}"
+                + ("" if c.ok or not c.fix else f"\n       fix: {c.fix}")
+            )
+        bad = [c for c in checks if not c.ok]
+        print(f"{len(checks) - len(bad)} checks passed, {len(bad)} failed")
+        return 1 if bad else 0
+
+    in_place = args.command == "refresh"
+    try:
+        report = course.run_notebooks(
+            args.profile,
+            only=args.only,
+            out=None if in_place else args.out,
+            seed=getattr(args, "seed", 0),
+            in_place=in_place,
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for nb in report.notebooks:
+        print(f"{nb.status:>6}  {nb.seconds:7.1f} s  {len(nb.figures):2d} figures  {nb.name}")
+        if nb.error:
+            print("        " + nb.error.splitlines()[-1][:300])
+    print(f"profile {report.profile} on {report.device}; report: {report.report_path}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

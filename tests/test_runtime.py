@@ -1,0 +1,92 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import runtime
+
+
+def test_resolve_concrete_profiles(no_profile_env):
+    for name in runtime.PROFILES:
+        assert runtime.resolve_profile(name) == name
+    assert runtime.resolve_profile(" Laptop ") == "laptop"
+
+
+def test_auto_is_laptop_without_cuda(no_profile_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.resolve_profile("auto") == "laptop"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.resolve_profile("auto") == "gpu"
+
+
+def test_env_overrides_auto_only(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    assert runtime.resolve_profile("auto") == "smoke"
+    assert runtime.resolve_profile("gpu") == "gpu"
+
+
+def test_unknown_profile_lists_valid_ones(no_profile_env):
+    with pytest.raises(ValueError, match="valid profiles: auto, smoke, laptop, gpu"):
+        runtime.resolve_profile("fast")
+    with pytest.raises(TypeError):
+        runtime.resolve_profile(3)
+
+
+def test_unknown_env_profile_is_an_error(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="turbo"):
+        runtime.setup("auto", verbose=False)
+
+
+def test_setup_seeds_everything_and_prints_one_line(no_profile_env, capsys, tmp_path):
+    run = runtime.setup("smoke", seed=7, figure_dir=tmp_path)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "profile=smoke" in out[0] and "torch=" in out[0] and "timm=" in out[0]
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    runtime.setup("smoke", seed=7, figure_dir=tmp_path, verbose=False)
+    b = (random.random(), np.random.rand(), torch.rand(1).item())
+    assert a == b
+    assert run.device.type in ("cpu", "cuda", "mps")
+    assert runtime.current().seed == 7
+
+
+def test_default_figure_dir_under_build(no_profile_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path))
+    run = runtime.setup("laptop", verbose=False)
+    assert run.figure_dir == tmp_path / "laptop" / "figures"
+
+
+def test_device_preference_cpu_without_accelerators(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert runtime.detect_device().type == "cpu"
+    assert runtime.detect_device("cpu").type == "cpu"
+
+
+def test_generator_is_seeded():
+    run = runtime.setup("smoke", seed=3, verbose=False)
+    assert torch.equal(
+        torch.rand(3, generator=run.generator(1)), torch.rand(3, generator=run.generator(1))
+    )
+    assert not torch.equal(
+        torch.rand(3, generator=run.generator(1)), torch.rand(3, generator=run.generator(2))
+    )
+
+
+def test_pick_presets(no_profile_env):
+    presets = {"smoke": 1, "laptop": 2, "gpu": 3}
+    assert runtime.pick(presets, "laptop") == 2
+    with pytest.raises(ValueError, match="no preset"):
+        runtime.pick({"smoke": 1}, "gpu")
+
+
+def test_seed_must_be_int():
+    with pytest.raises(TypeError, match="seed must be an int"):
+        runtime.seed_everything(1.5)
+
+
+def test_timer_measures():
+    with runtime.timer() as t:
+        sum(range(1000))
+    assert t["seconds"] >= 0
