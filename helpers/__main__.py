@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     p_ref.add_argument("--profile", default="laptop")
     p_ref.add_argument("--only", action="append")
     sub.add_parser("doctor", help="check the environment and say how to fix what is missing")
+    p_site = sub.add_parser("site", help="build the course website into build/site/html")
+    p_site.add_argument("--out", default=None)
+    p_site.add_argument(
+        "--notebooks-from", default=None, help="folder of executed notebooks (default notebooks/)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -40,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         bad = [c for c in checks if not c.ok]
         print(f"{len(checks) - len(bad)} checks passed, {len(bad)} failed")
         return 1 if bad else 0
+
+    if args.command == "site":
+        from . import site
+
+        try:
+            index = site.build_site(args.out, notebooks_from=args.notebooks_from)
+        except (RuntimeError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"site: {index}")
+        return 0
 
     in_place = args.command == "refresh"
     try:

@@ -9,6 +9,10 @@ import pytest
 
 matplotlib.use("Agg")
 
+# Build folder of the test session as `make test` set it, before the per-test isolation below:
+# nbval executes the notebooks (smoke profile) first and their figures land under it.
+SESSION_BUILD_DIR = os.environ.get("COURSE_BUILD_DIR")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_build(tmp_path_factory, monkeypatch):

@@ -11,7 +11,8 @@ ROOT = runtime.project_root()
 def _pyproject() -> set[str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = data["project"]
-    return set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    return set(project["dependencies"]).union(*extras.values())
 
 
 def _environment() -> set[str]:

@@ -1,0 +1,69 @@
+"""Every exercise has a check, every reference solution passes it, wrong answers fail."""
+
+import importlib.util
+
+import pytest
+
+from helpers import check, course, runtime
+
+SOLUTIONS = runtime.project_root() / "course" / "solutions"
+
+
+def _solutions(stem: str):
+    path = SOLUTIONS / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"solutions_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NOTEBOOKS = [p.stem for p in course.list_notebooks()]
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_reference_solutions_pass_their_checks(stem):
+    exercises = check.exercises(stem[:2])
+    assert exercises, f"notebook {stem} has no checked exercises"
+    module = _solutions(stem)
+    for ex in exercises:
+        solve = getattr(module, f"exercise_{ex.number}")
+        feedback = check.exercise(ex.notebook, ex.number, solve())
+        assert feedback.correct, f"{stem} exercise {ex.number}: {feedback}"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebooks_point_to_their_checks(stem):
+    import nbformat
+
+    nb = nbformat.read(course.notebook_dir() / f"{stem}.ipynb", as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    for ex in check.exercises(stem[:2]):
+        assert f'check.exercise("{ex.notebook}", {ex.number},' in text, (
+            f"{stem} does not show the check of exercise {ex.number}"
+        )
+
+
+def test_wrong_answers_fail_without_revealing():
+    fb = check.exercise("00", 1, 3)
+    assert not fb.correct and "too low" in str(fb)
+    assert "100" not in str(fb)
+    assert not check.exercise("00", 3, "gpu").correct
+    assert "answer one of" in str(check.exercise("00", 3, "fast"))
+    assert not check.exercise(
+        "00", 1, "many"
+    ).correct  # unreadable answers are feedback, not crashes
+
+
+def test_unknown_exercise():
+    with pytest.raises(ValueError, match="no exercise 00.9"):
+        check.exercise("00", 9, 1)
+    with pytest.raises(TypeError):
+        check.exercise(0, 1, 1)
+
+
+def test_building_blocks():
+    assert check.close(1.0, 1.01, rel=0.02)
+    assert not check.close(2.0, 1.0)
+    assert check.in_range(5, 1, 10) and not check.in_range(11, 1, 10)
+    assert check.choice("Blue", "blue", ("red", "blue"))
+    assert str(check.Feedback(True, "ok")).startswith("✓")
