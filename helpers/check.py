@@ -66,7 +66,10 @@ def register(
 
 
 def _load() -> None:
-    from . import exercises  # noqa: F401  (registers the checkers)
+    from . import (  # noqa: F401  (importing registers the checkers)
+        exercises,
+        exercises_01,
+    )
 
 
 def exercises(notebook: str | None = None) -> list[Exercise]:

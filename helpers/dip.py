@@ -1,0 +1,366 @@
+"""Deep Image Prior: the "skip" hourglass network, its fixed input, and the fitting loop.
+
+A randomly initialised network ``f_θ`` is fitted to one degraded image ``x₀`` from a fixed random
+input ``z``: θ* = argmin_θ E(f_θ(z); x₀). The network fits natural structure long before it fits
+noise, so stopping early (and averaging the outputs) restores the image without training data.
+Degradations and data terms live in :mod:`helpers.dip_ops`, the loop in :mod:`helpers.dip_fit`
+(re-exported here as ``dip.fit``).
+
+References
+----------
+Ulyanov, D., Vedaldi, A., Lempitsky, V. "Deep Image Prior." CVPR 2018 (code:
+DmitryUlyanov/deep-image-prior, ``models/skip.py``, ``denoising.ipynb``).
+
+Examples
+--------
+>>> import torch
+>>> from helpers import dip
+>>> cfg = dip.DIPConfig.preset("smoke")
+>>> net = dip.SkipNet(cfg.input_channels, 1, scales=cfg.scales, channels=cfg.channels,
+...                   skip_channels=cfg.skip_channels, seed=0)
+>>> z = dip.make_input(cfg.input_channels, (32, 32), generator=torch.Generator().manual_seed(0))
+>>> tuple(net(z).shape)
+(1, 1, 32, 32)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from . import runtime
+from .dip_fit import FitResult, fit
+from .dip_ops import psnr
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DIPConfig", "FitResult", "SkipNet", "count_parameters", "fit", "make_input", "psnr"]
+
+
+@dataclass(frozen=True)
+class DIPConfig:
+    """Network and fitting settings of one profile.
+
+    Attributes
+    ----------
+    size : int
+        Side of the working images (denoising, super-resolution, inpainting).
+    scales, channels, skip_channels : int
+        Hourglass depth, channels of each down/up scale, channels of each 1×1 skip branch.
+    upsample, pad : str
+        ``"bilinear"`` or ``"nearest"``; ``"reflection"`` or ``"zero"``.
+    input_channels : int
+        Channels of the fixed noise input ``z`` (32 in the paper).
+    lr : float
+        Adam learning rate (0.01).
+    ema : float
+        Decay of the exponential average of outputs (0.99).
+    iters_fig2, iters_denoise, iters_sr, iters_inpaint : int
+        Iterations per experiment (the paper: –, 3000, 2000, 6001 for text).
+    reg_noise_denoise, reg_noise_sr, reg_noise_inpaint : float
+        Standard deviation of the per-iteration jitter of ``z`` (1/30, 0.03, 0.03).
+    fig2_size : int
+        Side of the images of the Fig. 2 fitting-curve experiment.
+    snapshot_every : int
+        Keep the averaged output every this many iterations (0: none).
+    """
+
+    size: int
+    scales: int
+    channels: int
+    skip_channels: int = 4
+    upsample: str = "bilinear"
+    pad: str = "reflection"
+    input_channels: int = 32
+    lr: float = 0.01
+    ema: float = 0.99
+    iters_fig2: int = 1000
+    iters_denoise: int = 3000
+    iters_sr: int = 2000
+    iters_inpaint: int = 3000
+    reg_noise_denoise: float = 1 / 30
+    reg_noise_sr: float = 0.03
+    reg_noise_inpaint: float = 0.03
+    fig2_size: int = 256
+    snapshot_every: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("size", "scales", "channels", "input_channels", "fig2_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in (
+            "skip_channels",
+            "iters_fig2",
+            "iters_denoise",
+            "iters_sr",
+            "iters_inpaint",
+            "snapshot_every",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
+        for name in ("size", "fig2_size"):
+            if getattr(self, name) % 2**self.scales:
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is not divisible by 2**scales = {2**self.scales}"
+                )
+        if self.upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
+        if self.pad not in ("reflection", "zero"):
+            raise ValueError(f"pad must be 'reflection' or 'zero', got {self.pad!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    @classmethod
+    def preset(cls, profile: str = "auto") -> DIPConfig:
+        """The settings for ``profile`` (``"smoke"``, ``"laptop"``, ``"gpu"`` or ``"auto"``).
+
+        ``gpu`` is the paper's setting: 5 scales × 128 channels, 4 skip channels, 512×512 images,
+        3000 denoising iterations. ``laptop`` and ``smoke`` shrink the network and the images.
+        """
+        presets = {
+            "smoke": cls(
+                size=32,
+                scales=3,
+                channels=16,
+                iters_fig2=60,
+                iters_denoise=120,
+                iters_sr=100,
+                iters_inpaint=120,
+                fig2_size=32,
+                snapshot_every=20,
+            ),
+            "laptop": cls(
+                size=128,
+                scales=4,
+                channels=32,
+                iters_fig2=400,
+                iters_denoise=800,
+                iters_sr=600,
+                iters_inpaint=600,
+                fig2_size=64,
+                snapshot_every=50,
+            ),
+            "gpu": cls(
+                size=512,
+                scales=5,
+                channels=128,
+                iters_fig2=2000,
+                iters_denoise=3000,
+                iters_sr=2000,
+                iters_inpaint=4000,
+                fig2_size=256,
+                snapshot_every=100,
+            ),
+        }
+        return runtime.pick(presets, profile)
+
+    def replace(self, **changes) -> DIPConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# the network
+
+
+def _per_scale(value: int | Sequence[int], scales: int, name: str) -> list[int]:
+    values = [value] * scales if isinstance(value, int) else list(value)
+    if len(values) != scales or any(not isinstance(v, int) or v < 0 for v in values):
+        raise ValueError(f"{name} must be an int or {scales} ints ≥ 0, got {value!r}")
+    return values
+
+
+def _conv(c_in: int, c_out: int, k: int, stride: int = 1, pad: str = "reflection") -> nn.Module:
+    p = (k - 1) // 2
+    if p == 0:
+        return nn.Conv2d(c_in, c_out, k, stride=stride)
+    if pad == "reflection":
+        return nn.Sequential(nn.ReflectionPad2d(p), nn.Conv2d(c_in, c_out, k, stride=stride))
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=p)
+
+
+def _block(
+    c_in: int, c_out: int, k: int, stride: int = 1, pad: str = "reflection"
+) -> list[nn.Module]:
+    """conv → BN → LeakyReLU(0.2)."""
+    return [
+        _conv(c_in, c_out, k, stride, pad),
+        nn.BatchNorm2d(c_out),
+        nn.LeakyReLU(0.2, inplace=True),
+    ]
+
+
+class _Scale(nn.Module):
+    """One level of the hourglass: skip branch ‖ (down → deeper → upsample), then up path."""
+
+    def __init__(self, c_in, down, up, skip, deeper_out, deeper, upsample, pad):
+        super().__init__()
+        self.skip = nn.Sequential(*_block(c_in, skip, 1, pad=pad)) if skip else None
+        self.down = nn.Sequential(*_block(c_in, down, 3, 2, pad), *_block(down, down, 3, pad=pad))
+        self.deeper = deeper  # the next scale, or None at the bottom
+        self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
+        self.up = nn.Sequential(
+            nn.BatchNorm2d(skip + deeper_out),
+            *_block(skip + deeper_out, up, 3, pad=pad),
+            *_block(up, up, 1, pad=pad),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)  # (B, down, H/2, W/2)
+        if self.deeper is not None:
+            y = self.deeper(y)  # (B, up of next scale, H/2, W/2)
+        y = self.upsample(y)  # (B, ·, H, W)
+        if self.skip is not None:
+            y = torch.cat([self.skip(x), y], dim=1)  # (B, skip + ·, H, W)
+        return self.up(y)  # (B, up, H, W)
+
+
+class SkipNet(nn.Module):
+    """The paper's encoder–decoder ("skip" hourglass) with a sigmoid output.
+
+    Per scale: down path stride-2 3×3 conv → BN → LeakyReLU → 3×3 conv → BN → LeakyReLU; a 1×1
+    skip branch (conv → BN → LeakyReLU) concatenated after upsampling; up path BN → 3×3 conv →
+    BN → LeakyReLU → 1×1 conv → BN → LeakyReLU. Output: 1×1 conv → sigmoid.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of ``z`` (32) and of the image (1 or 3).
+    scales : int
+        Number of scales (5 in the paper); input height and width must be divisible by 2**scales.
+    channels : int or sequence of int
+        Down/up channels per scale (128 in the paper).
+    skip_channels : int or sequence of int
+        Skip channels per scale (4 in the paper; 0 removes the skip connection).
+    upsample : str
+        ``"bilinear"`` (paper's denoising and super-resolution) or ``"nearest"``.
+    pad : str
+        ``"reflection"`` (paper) or ``"zero"``.
+    sigmoid : bool
+        Squash the output to (0, 1).
+    seed : int, optional
+        Initialise the weights from this seed without touching the global random state.
+
+    Examples
+    --------
+    >>> net = SkipNet(32, 3, scales=5, channels=128, skip_channels=4, seed=0)
+    >>> count_parameters(net)
+    2217831
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 32,
+        out_channels: int = 3,
+        *,
+        scales: int = 5,
+        channels: int | Sequence[int] = 128,
+        skip_channels: int | Sequence[int] = 4,
+        upsample: str = "bilinear",
+        pad: str = "reflection",
+        sigmoid: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(scales, int) or scales < 1:
+            raise ValueError(f"scales must be a positive int, got {scales!r}")
+        if upsample not in ("bilinear", "nearest") or pad not in ("reflection", "zero"):
+            raise ValueError(
+                f"upsample/pad must be bilinear|nearest and reflection|zero, got {upsample!r}, {pad!r}"
+            )
+        ch = _per_scale(channels, scales, "channels")
+        sk = _per_scale(skip_channels, scales, "skip_channels")
+        if min(ch) < 1:
+            raise ValueError(f"channels must be ≥ 1, got {channels!r}")
+        self.scales, self.in_channels, self.out_channels = scales, in_channels, out_channels
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            deeper = None
+            for i in reversed(range(scales)):  # build from the bottom up
+                c_in = in_channels if i == 0 else ch[i - 1]
+                deeper_out = ch[i] if i == scales - 1 else ch[i + 1]
+                deeper = _Scale(c_in, ch[i], ch[i], sk[i], deeper_out, deeper, upsample, pad)
+            self.body = deeper
+            self.head = nn.Conv2d(ch[0], out_channels, 1)
+        self.sigmoid = sigmoid
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h, w = z.shape[-2:]
+        if z.ndim != 4 or z.shape[1] != self.in_channels:
+            raise ValueError(f"input must be (B, {self.in_channels}, H, W), got {tuple(z.shape)}")
+        if h % 2**self.scales or w % 2**self.scales:
+            raise ValueError(f"input size {h}×{w} is not divisible by 2**scales = {2**self.scales}")
+        if self.training and h * w <= 4**self.scales:
+            raise ValueError(
+                f"input size {h}×{w} is too small for {self.scales} scales in training mode: "
+                f"batch norm needs more than one pixel at the bottom ({h >> self.scales}×{w >> self.scales})"
+            )
+        x = self.head(self.body(z))  # (B, out_channels, H, W)
+        return torch.sigmoid(x) if self.sigmoid else x
+
+    @classmethod
+    def from_config(
+        cls, config: DIPConfig, out_channels: int, *, seed: int | None = None
+    ) -> SkipNet:
+        """The network described by ``config``."""
+        return cls(
+            config.input_channels,
+            out_channels,
+            scales=config.scales,
+            channels=config.channels,
+            skip_channels=config.skip_channels,
+            upsample=config.upsample,
+            pad=config.pad,
+            seed=seed,
+        )
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def make_input(
+    channels: int,
+    size: tuple[int, int],
+    *,
+    kind: str = "noise",
+    scale: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The fixed network input ``z``.
+
+    Parameters
+    ----------
+    channels : int
+        Channels of uniform noise (32 in the paper); ignored for ``"meshgrid"`` (2 channels).
+    size : (int, int)
+        Height and width (those of the output image).
+    kind : str
+        ``"noise"``: uniform in ``[0, scale]``; ``"meshgrid"``: x and y coordinates in [0, 1].
+    scale : float
+        Range of the noise (1/10 in the paper).
+    generator : torch.Generator, optional
+        Source of the noise.
+
+    Returns
+    -------
+    Tensor
+        ``(1, channels, H, W)`` (``(1, 2, H, W)`` for the meshgrid), float32, on the CPU.
+    """
+    h, w = size
+    if kind == "noise":
+        return scale * torch.rand((1, channels, h, w), generator=generator)
+    if kind == "meshgrid":
+        ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        return torch.stack([xs, ys])[None]
+    raise ValueError(f"kind must be 'noise' or 'meshgrid', got {kind!r}")

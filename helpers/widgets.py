@@ -1,0 +1,183 @@
+"""Interactive explorers (ipywidgets) with a static fallback.
+
+In a live notebook :func:`snapshot_slider` shows one image at a time under a slider. Where no
+frontend can draw widgets — plain Python, ipywidgets missing, a notebook executed headless by
+papermill, nbval or nbconvert, or ``COURSE_STATIC_WIDGETS=1`` in the environment — it draws a
+static grid with :func:`helpers.plot.image_grid` instead, so executed notebooks keep small,
+deterministic outputs.
+
+Examples
+--------
+>>> import torch
+>>> from helpers import widgets
+>>> fig = widgets.snapshot_slider(torch.rand(3, 1, 8, 8), titles=["a", "b", "c"], static=True,
+...                               display=False)
+>>> len(fig.axes)
+3
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import plot
+
+logger = logging.getLogger(__name__)
+
+STATIC_ENV = "COURSE_STATIC_WIDGETS"
+"""Environment variable: ``1``/``true`` forces static output, ``0``/``false`` forces widgets."""
+
+_HEADLESS = (
+    "papermill",
+    "nbval",
+    "pytest",
+    "nbconvert",
+    "nbclient",
+    "-mhelpers",
+    "helpers/__main__",
+)
+
+
+def _parent_command() -> str:
+    """The command line of the process that started this one ('' where it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def is_static(static: bool | None = None) -> bool:
+    """Whether explorers should draw static figures instead of widgets.
+
+    Parameters
+    ----------
+    static : bool, optional
+        Force the answer. Otherwise: ``$COURSE_STATIC_WIDGETS`` when set; else static when
+        ipywidgets is missing, when not inside a Jupyter kernel, or when the kernel was started by
+        a headless executor (papermill, nbval/pytest, nbconvert).
+
+    Returns
+    -------
+    bool
+    """
+    if static is not None:
+        return bool(static)
+    env = os.environ.get(STATIC_ENV, "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel") or "ipykernel" not in sys.modules:
+        return True
+    parent = _parent_command().replace(" ", "")
+    return any(marker.replace(" ", "") in parent for marker in _HEADLESS)
+
+
+def _png(image: torch.Tensor | np.ndarray) -> bytes:
+    from PIL import Image
+
+    a = (plot.to_numpy_image(image) * 255 + 0.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(a).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _evenly(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def snapshot_slider(
+    images: torch.Tensor | Sequence,
+    titles: Sequence[str] | None = None,
+    *,
+    static: bool | None = None,
+    max_static: int = 8,
+    ncols: int | None = None,
+    width: int = 256,
+    display: bool = True,
+):
+    """A slider over a sequence of images (e.g. snapshots of a fit), or a static grid.
+
+    Parameters
+    ----------
+    images : Tensor ``(N, C, H, W)`` or sequence of images
+        Values in [0, 1]; 1 or 3 channels (anything :func:`helpers.plot.image_grid` accepts).
+    titles : sequence of str, optional
+        One caption per image (e.g. ``"iteration 500"``).
+    static : bool, optional
+        Force the static grid (``True``) or the widget (``False``); default :func:`is_static`.
+    max_static : int
+        The static grid shows at most this many images, evenly spaced, first and last included.
+    ncols : int, optional
+        Columns of the static grid.
+    width : int
+        Display width of the widget image in pixels.
+    display : bool
+        Show the result now (``IPython.display.display`` for the widget, ``plt.show`` for the
+        figure), so a notebook cell does not need to end with it (which would draw a figure twice).
+
+    Returns
+    -------
+    ipywidgets.VBox or matplotlib.figure.Figure
+        The widget (display it as a cell's last value), or the static figure.
+
+    Examples
+    --------
+    >>> fig = snapshot_slider([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)], static=True, display=False)
+    >>> type(fig).__name__
+    'Figure'
+    """
+    items = list(images)
+    if not items:
+        raise ValueError("snapshot_slider needs at least one image, got none")
+    if titles is not None and len(titles) != len(items):
+        raise ValueError(f"got {len(titles)} titles for {len(items)} images")
+    if is_static(static):
+        keep = _evenly(len(items), max(max_static, 1))
+        fig = plot.image_grid(
+            [items[k] for k in keep],
+            titles=None if titles is None else [titles[k] for k in keep],
+            ncols=ncols,
+        )
+        if display:
+            import matplotlib.pyplot as plt
+
+            plt.show()
+        return fig
+    import ipywidgets as widgets
+
+    frames = [_png(item) for item in items]
+    view = widgets.Image(value=frames[-1], format="png", width=width)
+    view.layout.image_rendering = "pixelated"
+    caption = widgets.Label(value="" if titles is None else str(titles[-1]))
+    slider = widgets.IntSlider(
+        value=len(items) - 1, min=0, max=len(items) - 1, description="snapshot"
+    )
+
+    def show(change) -> None:
+        view.value = frames[change["new"]]
+        caption.value = "" if titles is None else str(titles[change["new"]])
+
+    slider.observe(show, names="value")
+    box = widgets.VBox([slider, caption, view])
+    if display:
+        from IPython.display import display as ipy_display
+
+        ipy_display(box)
+    return box
