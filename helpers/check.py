@@ -69,6 +69,7 @@ def _load() -> None:
     from . import (  # noqa: F401  (importing registers the checkers)
         exercises,
         exercises_01,
+        exercises_02,
     )
 
 
