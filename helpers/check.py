@@ -70,6 +70,7 @@ def _load() -> None:
         exercises,
         exercises_01,
         exercises_02,
+        exercises_03,
     )
 
 

@@ -1,0 +1,359 @@
+"""Training a diffusion model: ε-prediction MSE, EMA of the weights, checkpoints and resume.
+
+:func:`train` minimises L_simple = E‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖² (Ho et al. 2020, eq. 14)
+with t uniform over ``0 … T−1``. With ``labels`` or ``cond`` the condition is replaced by the null
+condition a fraction ``cond_drop`` of the time, so the same network also learns the unconditional
+model that classifier-free guidance needs (Ho & Salimans 2021). Every random draw (batch indices,
+t, ε, condition dropping) comes from one seeded ``torch.Generator`` whose state is saved in the
+checkpoint, so an interrupted run resumed with ``resume=True`` ends with the same weights as an
+uninterrupted one.
+
+References
+----------
+.. [1] J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+.. [2] J. Ho, T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 workshop.
+
+Examples
+--------
+>>> import torch
+>>> from helpers import diffusion, training, unet
+>>> net = unet.UNet(1, base_channels=8, channel_mults=(1,), attn_resolutions=())
+>>> x = torch.rand(16, 1, 8, 8) * 2 - 1
+>>> s = diffusion.Schedule.make("linear", T=100)
+>>> result = training.train(net, x, schedule=s, steps=3, batch_size=4, progress=False)
+>>> len(result.loss_history)
+3
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .diffusion import q_sample
+from .runtime import pick
+from .schedules import Schedule
+from .unet import null_condition
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DDPMConfig", "TrainResult", "diffusion_loss", "ema_update", "train"]
+
+
+_POSITIVE = ("T", "train_steps", "batch_size", "samples_per_class", "ddpm_samples_per_class")
+_POSITIVE += ("classifier_epochs", "brain_n", "brain_steps", "brain_batch_size")
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Sizes and budgets of notebook 03 (digits and brain-slice models) for one profile.
+
+    ``DDPMConfig.preset("laptop")`` gives the values that fit the profile's time budget; change
+    fields with ``dataclasses.replace(cfg, train_steps=...)``.
+    """
+
+    image_size: int = 16
+    base_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    attn_resolutions: tuple[int, ...] = (4,)
+    schedule: str = "linear"
+    T: int = 1000
+    train_steps: int = 1200
+    batch_size: int = 32
+    lr: float = 3e-3
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    samples_per_class: int = 10
+    ddpm_samples_per_class: int = 5
+    guidance: float = 0.5
+    guidance_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    ddim_steps: tuple[int, ...] = (50, 20, 10)
+    classifier_epochs: int = 8
+    brain_n: int = 256
+    brain_size: int = 32
+    brain_base_channels: int = 16
+    brain_steps: int = 600
+    brain_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+        factor = 2 ** (len(self.channel_mults) - 1)
+        for name in ("image_size", "brain_size"):
+            if getattr(self, name) % factor:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is not divisible by {factor} (2 ** (levels - 1))"
+                )
+        for name in _POSITIVE:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(s > self.T for s in self.ddim_steps):
+            raise ValueError(f"ddim_steps {self.ddim_steps} must not exceed T={self.T}")
+
+    @classmethod
+    def preset(cls, profile: str) -> DDPMConfig:
+        """The configuration of ``profile`` (``"smoke"``, ``"laptop"``, ``"gpu"`` or ``"auto"``)."""
+        return pick(
+            {
+                "smoke": cls(base_channels=8, train_steps=30, samples_per_class=1, ddpm_samples_per_class=1,
+                             guidance_sweep=(0.0, 1.0), classifier_epochs=1, brain_n=32, brain_size=16,
+                             brain_base_channels=8, brain_steps=20, brain_batch_size=8),
+                "laptop": cls(),
+                "gpu": cls(image_size=32, base_channels=64, train_steps=8000, batch_size=256, lr=1e-3,
+                           ema_decay=0.9995, samples_per_class=50, ddpm_samples_per_class=20,
+                           guidance_sweep=(0.0, 0.5, 1.0, 2.0, 4.0), classifier_epochs=20, brain_n=1024,
+                           brain_size=64, brain_base_channels=64, brain_steps=8000, brain_batch_size=128),
+            },
+            profile,
+        )  # fmt: skip
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The trained network (the object passed in, updated in place).
+    ema : nn.Module
+        A copy holding the exponential moving average of the weights, in eval mode: sample with it.
+    loss_history : list of float
+        The training loss at every step (including steps done before a resume).
+    steps : int
+        Steps completed. ``resumed_from`` : int, the step loaded from a checkpoint (0 if none).
+    """
+
+    model: nn.Module
+    ema: nn.Module
+    loss_history: list[float] = field(default_factory=list)
+    steps: int = 0
+    resumed_from: int = 0
+
+
+def diffusion_loss(
+    model: nn.Module,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    y: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L_simple on one batch: t ~ U{0…T−1}, ε ~ N(0, I), MSE between ε and ε_θ(x_t, t).
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x, t, y=None, cond=None) -> ε̂``.
+    x0 : Tensor ``(B, C, H, W)`` in ``[-1, 1]``
+    schedule : Schedule
+    generator : torch.Generator, optional
+        CPU generator for t and ε (drawn on the CPU, then moved to ``x0``'s device).
+    y, cond : optional
+        Condition of each image (already dropped to null where wanted).
+
+    Returns
+    -------
+    Tensor ``()``: the loss.
+    """
+    b = x0.shape[0]
+    t = torch.randint(0, schedule.T, (b,), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    x_t = q_sample(x0, t, noise, schedule)
+    return F.mse_loss(model(x_t, t, y=y, cond=cond).float(), noise.float())
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """θ_ema ← decay·θ_ema + (1 − decay)·θ for parameters; buffers are copied."""
+    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(p.detach(), 1 - decay)
+    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(b)
+
+
+def _lr_at(step: int, lr: float, steps: int, warmup: int, schedule: str) -> float:
+    """Learning rate as a pure function of the step (so a resumed run needs no scheduler state)."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return lr
+
+
+def _check(
+    images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every
+) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(
+            f"images must be a (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
+        )
+    n = images.shape[0]
+    if float(images.min()) < -1.001 or float(images.max()) > 1.001:
+        raise ValueError(
+            f"images must lie in [-1, 1] (use diffusion.to_signed), got [{float(images.min()):.3g}, {float(images.max()):.3g}]"
+        )
+    for name, c in (("labels", labels), ("cond", cond)):
+        if c is not None and c.shape[0] != n:
+            raise ValueError(f"{name} has {c.shape[0]} rows for {n} images")
+    if labels is not None and labels.dtype != torch.long:
+        raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
+    for name, v in (
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not lr > 0 or not 0 <= cond_drop < 1 or not 0 <= ema_decay < 1:
+        raise ValueError(
+            f"need lr > 0, 0 <= cond_drop < 1, 0 <= ema_decay < 1; got {lr}, {cond_drop}, {ema_decay}"
+        )
+
+
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    schedule: Schedule,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    labels: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+    cond_drop: float = 0.1,
+    ema_decay: float = 0.999,
+    warmup: int = 100,
+    lr_schedule: str = "cosine",
+    grad_clip: float | None = 1.0,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x, t, y=None, cond=None) -> ε̂``, e.g. :class:`helpers.unet.UNet`.
+    images : Tensor ``(N, C, H, W)`` in ``[-1, 1]``
+    schedule : Schedule
+    steps : int
+        Total optimisation steps (a resumed run continues up to this number).
+    batch_size, lr : int, float
+        Batch size and peak learning rate of AdamW.
+    labels : Tensor ``(N,)`` int64, optional
+        Class labels; ``cond`` : Tensor ``(N, D)``, optional, conditioning vectors.
+    cond_drop : float
+        Share of the batch whose condition is replaced by the null label / zero vector.
+    ema_decay : float
+        Decay of the weight average (with warm-up min(decay, (1 + k)/(10 + k)) at step k).
+    warmup, lr_schedule : int, {"cosine", "constant"}
+        Linear warm-up steps, then cosine decay to 10 % of ``lr`` or a constant rate.
+    grad_clip : float or None
+        Clip the gradient norm.
+    checkpoint_path : str or Path, optional
+        Where to write safetensors checkpoints (atomically), every ``checkpoint_every`` steps
+        and at the end.
+    resume : bool
+        Continue from ``checkpoint_path`` when it exists.
+    seed : int
+        Seed of every random draw of the loop.
+    device : optional
+        Default: the model's device.
+    progress : bool
+        Show a progress bar with the loss.
+
+    Returns
+    -------
+    TrainResult
+        ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
+    """
+    _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every)
+    if lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {lr_schedule!r}")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    data = images.to(device)
+    labels = labels.to(device) if labels is not None else None
+    cond = cond.to(device) if cond is not None else None
+    schedule = schedule.to(device)
+    history: list[float] = []
+    start = 0
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        meta = checkpoint.load_training_state(
+            checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen}
+        )
+        start = int(meta["step"])
+        history = meta["extra"].get("loss_history", torch.empty(0)).tolist()
+        logger.info("resumed from %s at step %d", checkpoint_path, start)
+        if start > steps:
+            raise ValueError(
+                f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}"
+            )
+
+    def save(step: int) -> None:
+        if checkpoint_path is not None:
+            checkpoint.save_training_state(
+                checkpoint_path,
+                model=model,
+                step=step,
+                optimizer=opt,
+                ema=ema,
+                generators={"train": gen},
+                extra={"loss_history": torch.tensor(history, dtype=torch.float64)},
+                meta={
+                    "seed": seed,
+                    "steps": steps,
+                    "batch_size": batch_size,
+                    "lr": lr,
+                    "schedule": schedule.kind,
+                    "T": schedule.T,
+                },
+            )
+
+    bar = tqdm(range(start, steps), disable=not progress, desc="train", initial=start, total=steps)
+    for step in bar:
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(device)
+        drop = (torch.rand(batch_size, generator=gen) < cond_drop).to(device)  # null-condition mask
+        y = labels[idx] if labels is not None else None
+        c = cond[idx] if cond is not None else None
+        y_null, c_null = null_condition(model, y, c)
+        y = torch.where(drop, y_null, y) if y is not None else None
+        c = torch.where(drop[:, None], c_null, c) if c is not None else None
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, lr, steps, warmup, lr_schedule)
+        loss = diffusion_loss(model, data[idx], schedule, generator=gen, y=y, cond=c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
+        history.append(loss.item())
+        if step % 10 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save(step + 1)
+    save(steps)
+    model.eval()
+    return TrainResult(model=model, ema=ema, loss_history=history, steps=steps, resumed_from=start)

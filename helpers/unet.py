@@ -1,0 +1,388 @@
+"""A small, readable U-Net for ε-prediction, and a wrapper around diffusers' ``UNet2DModel``.
+
+The network of DDPM (Ho et al. 2020, appendix B), scaled down: a sinusoidal time embedding, residual
+blocks that add the embedding, self-attention at low resolution, down- and up-sampling with skip
+connections. Optional conditioning: class labels (one extra index, ``num_classes``, is the *null*
+class used for classifier-free guidance) and/or a conditioning vector (all zeros is the null
+vector), both added to the time embedding.
+
+Every model here is called as ``model(x, t, y=None, cond=None) -> ε̂`` with ``x`` ``(B, C, H, W)``
+and ``t`` ``(B,)`` integer timesteps.
+
+References
+----------
+.. [1] J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+.. [2] O. Ronneberger, P. Fischer, T. Brox, "U-Net", MICCAI 2015.
+.. [3] J. Ho, T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 workshop.
+
+Examples
+--------
+>>> import torch
+>>> from helpers.unet import UNet
+>>> net = UNet(1, base_channels=16, num_classes=10)
+>>> net(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), y=torch.tensor([0, 1, 2, 10])).shape
+torch.Size([4, 1, 16, 16])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DiffusersUNet", "UNet", "make_model", "null_condition", "timestep_embedding"]
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: the largest of 32, 16, … that divides ``channels`` with ≥ 4 channels each."""
+    return next((g for g in (32, 16, 8, 4, 2) if channels % g == 0 and channels // g >= 4), 1)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of timesteps (Transformer position encoding): ``(B,)`` → ``(B, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+    )
+    args = t.float()[:, None] * freqs[None]  # (B, half)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return F.pad(emb, (0, dim % 2))  # (B, dim)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv, add the embedding, GroupNorm → SiLU → dropout → conv, plus a skip."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.conv1 = (
+            nn.GroupNorm(_groups(c_in), c_in),
+            nn.Conv2d(c_in, c_out, 3, padding=1),
+        )
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = (
+            nn.GroupNorm(_groups(c_out), c_out),
+            nn.Conv2d(c_out, c_out, 3, padding=1),
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]  # (B, C_out, 1, 1) broadcast over H, W
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the H·W positions of a feature map, with a residual."""
+
+    def __init__(self, channels: int, heads: int = 1):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels {channels} are not divisible by heads {heads}")
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, C/heads)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
+        out = out.transpose(-1, -2).reshape(b, c, h, w)
+        return x + self.proj(out)
+
+
+class Level(nn.Module):
+    """The residual blocks (each optionally followed by attention) of one resolution."""
+
+    def __init__(
+        self, channels: list[tuple[int, int]], emb_dim: int, attn: bool, heads: int, dropout: float
+    ):
+        super().__init__()
+        self.res = nn.ModuleList(ResBlock(a, b, emb_dim, dropout) for a, b in channels)
+        self.attn = nn.ModuleList(
+            SelfAttention(b, heads) if attn else nn.Identity() for _, b in channels
+        )
+
+
+class UNet(nn.Module):
+    """A small U-Net: ε̂ = UNet(x_t, t, y, cond).
+
+    Parameters
+    ----------
+    in_channels : int
+        Image channels. ``out_channels`` : int, optional, defaults to ``in_channels``.
+    base_channels : int
+        Channels of the first level; level ``i`` has ``base_channels * channel_mults[i]``.
+    channel_mults : tuple of int
+        One entry per resolution; each level but the last halves the resolution.
+    num_res_blocks : int
+        Residual blocks per level on the way down (one more on the way up).
+    attn_resolutions : tuple of int
+        Down-sampling factors (1 = input resolution, 2 = half, 4 = quarter …) of the levels that
+        get self-attention after each residual block. The middle block always has attention.
+        Default ``(4,)``: at 16×16 inputs attention runs at 4×4.
+    num_classes : int, optional
+        Number of classes for label conditioning; label ``num_classes`` is the null class.
+    cond_dim : int, optional
+        Length of a conditioning vector (e.g. an SSL embedding); zeros are the null vector.
+    dropout : float
+        Dropout inside residual blocks. ``heads`` : int, attention heads.
+
+    Examples
+    --------
+    >>> net = UNet(3, base_channels=16, channel_mults=(1, 2), cond_dim=8)
+    >>> net(torch.randn(2, 3, 32, 32), torch.tensor([5, 7]), cond=torch.randn(2, 8)).shape
+    torch.Size([2, 3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int | None = None,
+        base_channels: int = 32,
+        channel_mults: tuple[int, ...] = (1, 2, 2),
+        num_res_blocks: int = 1,
+        attn_resolutions: tuple[int, ...] = (4,),
+        num_classes: int | None = None,
+        cond_dim: int | None = None,
+        dropout: float = 0.0,
+        heads: int = 1,
+    ):
+        super().__init__()
+        if in_channels < 1 or base_channels < 1 or num_res_blocks < 1 or not channel_mults:
+            raise ValueError(
+                f"need in_channels, base_channels, num_res_blocks >= 1 and channel_mults non-empty, got "
+                f"{in_channels}, {base_channels}, {num_res_blocks}, {channel_mults}"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels or in_channels
+        self.num_classes, self.cond_dim = num_classes, cond_dim
+        self.factor = 2 ** (len(channel_mults) - 1)  # inputs must be divisible by this
+        emb_dim = 4 * base_channels
+        self.time_mlp = nn.Sequential(
+            nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        self.cond_mlp = (
+            nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            if cond_dim
+            else None
+        )
+
+        chans = [base_channels * m for m in channel_mults]
+        self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
+        self.down, self.downsample, skips, c = (
+            nn.ModuleList(),
+            nn.ModuleList(),
+            [base_channels],
+            base_channels,
+        )
+        for i, ch in enumerate(chans):
+            pairs = [(c if j == 0 else ch, ch) for j in range(num_res_blocks)]
+            self.down.append(Level(pairs, emb_dim, 2**i in attn_resolutions, heads, dropout))
+            skips += [ch] * num_res_blocks
+            c = ch
+            last = i == len(chans) - 1
+            self.downsample.append(
+                nn.Identity() if last else nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+            )
+            skips += [] if last else [ch]
+        self.mid = Level([(c, c), (c, c)], emb_dim, attn=False, heads=heads, dropout=dropout)
+        self.mid_attn = SelfAttention(c, heads)
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for i, ch in reversed(list(enumerate(chans))):
+            pairs = []
+            for _ in range(num_res_blocks + 1):
+                pairs.append((c + skips.pop(), ch))
+                c = ch
+            self.up.append(Level(pairs, emb_dim, 2**i in attn_resolutions, heads, dropout))
+            self.upsample.append(
+                nn.Identity()
+                if i == 0
+                else nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)
+                )
+            )
+        self.norm_out = nn.GroupNorm(_groups(c), c)
+        self.conv_out = nn.Conv2d(c, self.out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def embed(
+        self, t: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Time embedding plus label and vector embeddings (``None`` means the null condition)."""
+        emb = self.time_mlp(timestep_embedding(t, self.conv_in.out_channels))  # (B, E)
+        if self.label_emb is not None:
+            y = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
+            emb = emb + self.label_emb(y)
+        if self.cond_mlp is not None:
+            cond = torch.zeros(t.shape[0], self.cond_dim, device=t.device) if cond is None else cond
+            emb = emb + self.cond_mlp(cond.to(emb.dtype))
+        return emb
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        _check_inputs(self, x, t, y, cond)
+        emb = self.embed(t, y, cond)  # (B, E)
+        h = self.conv_in(x)  # (B, base, H, W)
+        skips = [h]
+        for level, down in zip(self.down, self.downsample, strict=True):
+            for res, attn in zip(level.res, level.attn, strict=True):
+                h = attn(res(h, emb))
+                skips.append(h)
+            if not isinstance(down, nn.Identity):
+                h = down(h)  # (B, C, H/2, W/2)
+                skips.append(h)
+        h = self.mid.res[1](self.mid_attn(self.mid.res[0](h, emb)), emb)
+        for level, up in zip(self.up, self.upsample, strict=True):
+            for res, attn in zip(level.res, level.attn, strict=True):
+                h = attn(res(torch.cat([h, skips.pop()], dim=1), emb))  # concat skip on channels
+            h = up(h)  # (B, C, 2H, 2W) except at the top level
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_channels, H, W)
+
+
+def _check_inputs(model: nn.Module, x, t, y, cond) -> None:
+    """Shapes and ranges a user is likely to get wrong, with messages that say what was expected."""
+    if x.ndim != 4 or x.shape[1] != model.in_channels:
+        raise ValueError(f"x must be (B, {model.in_channels}, H, W), got {tuple(x.shape)}")
+    f = model.factor
+    if x.shape[-1] % f or x.shape[-2] % f:
+        raise ValueError(
+            f"image size {tuple(x.shape[-2:])} is not divisible by {f} (2 ** (levels - 1))"
+        )
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
+    if y is not None and not model.num_classes:
+        raise ValueError("labels y were given but the model has num_classes=None")
+    if cond is not None and not model.cond_dim:
+        raise ValueError("a conditioning vector was given but the model has cond_dim=None")
+    if y is not None and (
+        y.shape != (x.shape[0],) or int(y.min()) < 0 or int(y.max()) > (model.num_classes or 0)
+    ):
+        raise ValueError(
+            f"y must be ({x.shape[0]},) labels in [0, {model.num_classes}] (the last is null), got shape {tuple(y.shape)}"
+        )
+    if cond is not None and cond.shape != (x.shape[0], model.cond_dim):
+        raise ValueError(f"cond must be ({x.shape[0]}, {model.cond_dim}), got {tuple(cond.shape)}")
+
+
+def null_condition(model: nn.Module, y: torch.Tensor | None, cond: torch.Tensor | None):
+    """The unconditional inputs matching ``y`` / ``cond``: the null label and the zero vector.
+
+    Returns
+    -------
+    (y_null, cond_null) : each ``None`` where the input was ``None``.
+    """
+    y_null = None if y is None else torch.full_like(y, model.num_classes)
+    cond_null = None if cond is None else torch.zeros_like(cond)
+    return y_null, cond_null
+
+
+class DiffusersUNet(nn.Module):
+    """diffusers' ``UNet2DModel`` behind the same call: ``model(x, t, y=None, cond=None) -> ε̂``.
+
+    Class labels use ``num_class_embeds = num_classes + 1`` (the last is null); a conditioning
+    vector goes through a linear map into the time-embedding space (``class_embed_type="identity"``).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int | None = None,
+        cond_dim: int | None = None,
+        cond_proj: nn.Module | None = None,
+    ):
+        super().__init__()
+        self.net, self.num_classes, self.cond_dim, self.cond_proj = (
+            net,
+            num_classes,
+            cond_dim,
+            cond_proj,
+        )
+        self.in_channels = net.config.in_channels
+        self.factor = 2 ** (len(net.config.block_out_channels) - 1)
+
+    def forward(self, x, t, y=None, cond=None):
+        _check_inputs(self, x, t, y, cond)
+        labels = None
+        if self.num_classes:
+            labels = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
+        elif self.cond_proj is not None:
+            cond = torch.zeros(x.shape[0], self.cond_dim, device=x.device) if cond is None else cond
+            labels = self.cond_proj(cond.to(x.dtype))  # (B, time_embed_dim)
+        return self.net(x, t, class_labels=labels).sample
+
+
+def make_model(
+    kind: str = "unet",
+    *,
+    in_channels: int = 1,
+    out_channels: int | None = None,
+    base_channels: int = 32,
+    channel_mults: tuple[int, ...] = (1, 2, 2),
+    num_res_blocks: int = 1,
+    attn_resolutions: tuple[int, ...] = (4,),
+    num_classes: int | None = None,
+    cond_dim: int | None = None,
+    image_size: int = 32,
+    dropout: float = 0.0,
+) -> nn.Module:
+    """Build :class:`UNet` (``kind="unet"``) or a comparable diffusers ``UNet2DModel`` (``"diffusers"``).
+
+    The diffusers model gets the same channels, blocks per level and attention levels, so the two
+    can be compared; it does not support labels and a vector at once.
+
+    Returns
+    -------
+    nn.Module called as ``model(x, t, y=None, cond=None)``.
+    """
+    if kind == "unet":
+        return UNet(
+            in_channels,
+            out_channels,
+            base_channels,
+            channel_mults,
+            num_res_blocks,
+            attn_resolutions,
+            num_classes,
+            cond_dim,
+            dropout,
+        )
+    if kind != "diffusers":
+        raise ValueError(f"kind must be 'unet' or 'diffusers', got {kind!r}")
+    if num_classes and cond_dim:
+        raise ValueError("the diffusers model takes class labels or a vector, not both")
+    from diffusers import UNet2DModel
+
+    attn = [2**i in attn_resolutions for i in range(len(channel_mults))]
+    emb_dim = 4 * base_channels
+    net = UNet2DModel(
+        sample_size=image_size,
+        in_channels=in_channels,
+        out_channels=out_channels or in_channels,
+        block_out_channels=tuple(base_channels * m for m in channel_mults),
+        layers_per_block=num_res_blocks,
+        down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+        up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
+        norm_num_groups=_groups(base_channels),
+        attention_head_dim=None,
+        dropout=dropout,
+        num_class_embeds=num_classes + 1 if num_classes else None,
+        class_embed_type="identity" if cond_dim else None,
+    )
+    proj = nn.Linear(cond_dim, emb_dim) if cond_dim else None
+    return DiffusersUNet(net, num_classes=num_classes, cond_dim=cond_dim, cond_proj=proj)
