@@ -71,6 +71,7 @@ def _load() -> None:
         exercises_01,
         exercises_02,
         exercises_03,
+        exercises_04,
     )
 
 
