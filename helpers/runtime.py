@@ -164,9 +164,25 @@ class Run:
         """The one-line description printed by :func:`setup`."""
         return (
             f"profile={self.profile} device={self.device} seed={self.seed} "
+            f"threads={torch.get_num_threads()} "
             f"torch={version('torch')} diffusers={version('diffusers')} timm={version('timm')} "
             f"python={platform.python_version()}"
         )
+
+
+def configure_threads(env: Mapping[str, str] | None = None) -> int:
+    """Apply ``COURSE_NUM_THREADS`` (if set) to torch's intra-op thread pool; return the count.
+
+    On a shared machine (a class server, several notebooks at once) one thread per notebook is
+    often much faster than letting every process use all cores.
+    """
+    env = os.environ if env is None else env
+    value = env.get("COURSE_NUM_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"COURSE_NUM_THREADS must be a positive integer, got {value!r}")
+        torch.set_num_threads(int(value))
+    return torch.get_num_threads()
 
 
 def setup(
@@ -199,6 +215,7 @@ def setup(
     """
     global _current
     name = resolve_profile(profile)
+    configure_threads()
     seed_everything(seed)
     folder = Path(figure_dir) if figure_dir is not None else build_dir() / name / "figures"
     run = Run(profile=name, device=detect_device(device), seed=seed, figure_dir=folder)

@@ -90,3 +90,16 @@ def test_timer_measures():
     with runtime.timer() as t:
         sum(range(1000))
     assert t["seconds"] >= 0
+
+
+def test_thread_count_from_the_environment():
+    before = torch.get_num_threads()
+    try:
+        assert runtime.configure_threads({"COURSE_NUM_THREADS": "1"}) == 1
+        assert torch.get_num_threads() == 1
+        assert runtime.configure_threads({}) == 1  # unset: left as it is
+        for bad in ("0", "two", "-1"):
+            with pytest.raises(ValueError, match="COURSE_NUM_THREADS must be a positive integer"):
+                runtime.configure_threads({"COURSE_NUM_THREADS": bad})
+    finally:
+        torch.set_num_threads(before)
