@@ -72,6 +72,7 @@ def _load() -> None:
         exercises_02,
         exercises_03,
         exercises_04,
+        exercises_05,
     )
 
 

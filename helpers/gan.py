@@ -1,0 +1,276 @@
+"""A small DCGAN-style GAN: the baseline that diffusion models are compared with.
+
+The generator maps a latent vector ``z ~ N(0, I)`` to a 4×4 feature map and doubles the
+resolution with (nearest upsampling → 3×3 conv → BatchNorm → ReLU) blocks up to 32×32 or 64×64,
+ending in ``tanh`` (images in [-1, 1]). The discriminator mirrors it with stride-2 convolutions
+and LeakyReLU(0.2); every layer is spectrally normalised, which keeps it Lipschitz and training
+stable with the hinge loss (or the non-saturating loss, optionally with an R1 penalty). Adam with
+``lr = 2e-4, betas = (0.5, 0.999)`` as in DCGAN; an exponential moving average (EMA) of the
+generator's weights gives smoother samples. This module holds the networks, the losses and
+sampling; the training loop is :func:`helpers.gan_train.train_gan` (also ``gan.train_gan``).
+
+References
+----------
+.. [1] A. Radford, L. Metz, S. Chintala, "Unsupervised Representation Learning with Deep
+   Convolutional Generative Adversarial Networks", ICLR 2016 (DCGAN).
+.. [2] T. Miyato, T. Kataoka, M. Koyama, Y. Yoshida, "Spectral Normalization for Generative
+   Adversarial Networks", ICLR 2018 (spectral norm, hinge loss).
+.. [3] L. Mescheder, A. Geiger, S. Nowozin, "Which Training Methods for GANs do actually
+   Converge?", ICML 2018 (R1 penalty).
+
+Examples
+--------
+>>> import torch
+>>> from helpers import gan
+>>> cfg = gan.GANConfig.preset("smoke")
+>>> g, d = gan.Generator(cfg), gan.Discriminator(cfg)
+>>> x = g(torch.randn(2, cfg.latent_dim))
+>>> tuple(x.shape), tuple(d(x).shape)
+((2, 1, 32, 32), (2,))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from . import runtime
+
+logger = logging.getLogger(__name__)
+
+# ``train_gan`` and ``TrainedGAN`` (helpers.gan_train) are reachable here too, through __getattr__.
+__all__ = [
+    "LOSSES",
+    "Discriminator",
+    "GANConfig",
+    "Generator",
+    "build",
+    "discriminator_loss",
+    "generator_loss",
+    "sample",
+]
+
+LOSSES = ("hinge", "nonsaturating")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Architecture and training settings of the GAN.
+
+    Attributes
+    ----------
+    image_size : int
+        Side of the square images: 32 or 64.
+    channels : int
+        Image channels (1 for MRI slices).
+    latent_dim : int
+        Size of ``z``.
+    g_width, d_width : int
+        Channels of the generator's last block and the discriminator's first; they double at
+        each halving of the resolution.
+    loss : str
+        ``"hinge"`` or ``"nonsaturating"``.
+    r1_gamma : float
+        Weight γ of the R1 penalty ``γ/2 · E‖∇D(x)‖²`` on real images (0 = off).
+    lr : float
+        Adam learning rate of both networks.
+    betas : tuple of float
+        Adam betas.
+    ema_decay : float
+        Decay of the generator's weight average (0 = no EMA); during the first steps the decay
+        is ``min(ema_decay, (1 + step) / (10 + step))`` so the average forgets the initial weights.
+    steps, batch_size, checkpoint_every : int
+        Training length, images per step, and how often a checkpoint is written.
+    """
+
+    image_size: int = 32
+    channels: int = 1
+    latent_dim: int = 64
+    g_width: int = 32
+    d_width: int = 32
+    loss: str = "hinge"
+    r1_gamma: float = 0.0
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema_decay: float = 0.999
+    steps: int = 3000
+    batch_size: int = 64
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.image_size not in (32, 64):
+            raise ValueError(f"image_size must be 32 or 64, got {self.image_size}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("channels", "latent_dim", "g_width", "d_width", "steps", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
+            raise ValueError(
+                f"checkpoint_every must be a positive int, got {self.checkpoint_every!r}"
+            )
+        if self.lr <= 0 or self.r1_gamma < 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError(
+                f"need lr > 0, r1_gamma ≥ 0, 0 ≤ ema_decay < 1; got lr={self.lr}, "
+                f"r1_gamma={self.r1_gamma}, ema_decay={self.ema_decay}"
+            )
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of resolution doublings from 4×4 to ``image_size``."""
+        return int(math.log2(self.image_size // 4))
+
+    @classmethod
+    def preset(cls, profile: str = "auto", **overrides) -> GANConfig:
+        """The settings for a profile (``smoke``, ``laptop``, ``gpu``; ``auto`` resolves)."""
+        presets = {
+            "smoke": cls(
+                g_width=8, d_width=8, latent_dim=16, steps=20, batch_size=16, checkpoint_every=10
+            ),
+            "laptop": cls(g_width=16, d_width=16, latent_dim=64, steps=1500, batch_size=32),
+            "gpu": cls(
+                image_size=64,
+                g_width=64,
+                d_width=64,
+                latent_dim=128,
+                steps=20000,
+                batch_size=128,
+                checkpoint_every=2000,
+            ),
+        }
+        return replace(runtime.pick(presets, profile), **overrides)
+
+
+class Generator(nn.Module):
+    """``z (B, latent_dim)`` → images ``(B, channels, size, size)`` in [-1, 1].
+
+    Channels ``8·g_width`` (64×64) or ``4·g_width`` (32×32) at 4×4, halved at each doubling of
+    the resolution down to ``g_width`` at half the image size; a last upsample + conv gives the
+    image, as DCGAN's last transposed convolution.
+    """
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        n = config.n_blocks
+        widths = [config.g_width * 2 ** (n - 1 - i) for i in range(n)]  # at 4, 8, …, size/2
+        self.project = nn.Linear(config.latent_dim, widths[0] * 16)
+        self.start = nn.Sequential(nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.blocks = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(),
+                )
+                for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
+            ]
+        )
+        self.to_image = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(widths[-1], config.channels, 3, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(z.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
+        x = self.blocks(self.start(x))  # (B, g_width, size/2, size/2)
+        return torch.tanh(self.to_image(x))  # (B, channels, size, size)
+
+
+class Discriminator(nn.Module):
+    """Images ``(B, channels, size, size)`` in [-1, 1] → one realness score per image ``(B,)``.
+
+    Stride-2 4×4 convolutions (spectrally normalised) from ``d_width`` channels at half the
+    image size, doubling the channels at each halving down to 4×4, then a linear layer.
+    """
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.d_width * 2**i for i in range(config.n_blocks)]  # at size/2, …, 4
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip([config.channels, *widths[:-1]], widths, strict=True):
+            layers += [
+                spectral_norm(nn.Conv2d(c_in, c_out, 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.2),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.head = spectral_norm(nn.Linear(widths[-1] * 16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (B, C, 4, 4)
+        return self.head(h.flatten(1)).squeeze(1)  # (B,)
+
+
+def build(config: GANConfig, *, seed: int = 0) -> tuple[Generator, Discriminator]:
+    """Generator and discriminator with weights initialised from ``seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Generator(config), Discriminator(config)
+
+
+def discriminator_loss(
+    real_scores: torch.Tensor, fake_scores: torch.Tensor, loss: str
+) -> torch.Tensor:
+    """Hinge: ``E[max(0, 1 − D(x))] + E[max(0, 1 + D(G(z)))]``; non-saturating: softplus form."""
+    if loss == "hinge":
+        return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+    return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+
+
+def generator_loss(fake_scores: torch.Tensor, loss: str) -> torch.Tensor:
+    """Hinge: ``−E[D(G(z))]``; non-saturating: ``E[softplus(−D(G(z)))] = −E[log σ(D(G(z)))]``."""
+    if loss == "hinge":
+        return -fake_scores.mean()
+    return F.softplus(-fake_scores).mean()
+
+
+@torch.no_grad()
+def sample(
+    generator: Generator,
+    n: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """``n`` images from ``generator`` (eval mode), ``(n, C, H, W)`` float32 in [0, 1] on CPU.
+
+    Examples
+    --------
+    >>> g, _ = build(GANConfig.preset("smoke"))
+    >>> x = sample(g, 3, seed=1)
+    >>> tuple(x.shape), bool(((x >= 0) & (x <= 1)).all())
+    ((3, 1, 32, 32), True)
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    dev = torch.device(device) if device is not None else next(generator.parameters()).device
+    was_training = generator.training
+    generator.eval().to(dev)
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.config.latent_dim, generator=rng)
+    out = torch.cat(
+        [generator(z[i : i + batch_size].to(dev)).cpu() for i in range(0, n, batch_size)]
+    )
+    generator.train(was_training)
+    return ((out + 1) / 2).clamp(0, 1)
+
+
+def __getattr__(name: str):
+    """``gan.train_gan`` and ``gan.TrainedGAN`` live in :mod:`helpers.gan_train`."""
+    if name in ("train_gan", "TrainedGAN"):
+        from . import gan_train
+
+        return getattr(gan_train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
