@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -125,6 +126,10 @@ def execute(
 
     output.parent.mkdir(parents=True, exist_ok=True)
     in_place = output.resolve() == notebook.resolve()
+    # In place, papermill writes a copy under build/: the source is replaced only when every cell
+    # ran, so a failing refresh never overwrites a committed notebook (the failed run stays there).
+    target = build / profile / "refresh" / output.name if in_place else output
+    target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     error = ""
     with _environ(
@@ -135,7 +140,7 @@ def execute(
         try:
             pm.execute_notebook(
                 str(notebook),
-                str(output),
+                str(target),
                 # in place, keep the source's own parameters cell: COURSE_PROFILE selects the profile
                 parameters=None if in_place else {"PROFILE": profile, "SEED": seed},
                 kernel_name=kernel,
@@ -144,8 +149,12 @@ def execute(
             )
         except Exception as err:  # papermill wraps kernel errors; keep going, report it
             error = f"{type(err).__name__}: {err}".strip()[:4000]
-    if in_place and not error:
-        strip_run_metadata(output)
+    if in_place and target.exists():
+        if error:
+            error += f"\n(the notebook was left unchanged; the failed run is in {target})"
+        else:
+            strip_run_metadata(target)
+            shutil.move(target, output)
     return time.perf_counter() - start, error
 
 
@@ -198,6 +207,8 @@ def run_notebooks(
     results = []
     for nb in list_notebooks(only):
         target = nb if in_place else root / "notebooks" / nb.name
+        for stale in _figures_of(nb.stem, figure_dir):  # the report lists this run's figures only
+            (figure_dir / stale).unlink()
         logger.info("executing %s (profile %s)", nb.name, name)
         seconds, error = execute(
             nb, target, profile=name, build=build, seed=seed, progress=progress

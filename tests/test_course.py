@@ -53,9 +53,7 @@ def test_runner_executes_00_in_smoke_and_writes_the_report(tmp_path):
     assert data["profile"] == "smoke" and data["notebooks"][0]["status"] == "ok"
 
 
-def test_runner_reports_a_failing_notebook(tmp_path, monkeypatch):
-    folder = tmp_path / "nbs"
-    folder.mkdir()
+def _notebook(*sources: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -64,14 +62,45 @@ def test_runner_reports_a_failing_notebook(tmp_path, monkeypatch):
     }
     nb.cells = [
         nbformat.v4.new_code_cell('PROFILE = "auto"\nSEED = 0', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise RuntimeError('broken on purpose')"),
+        *(nbformat.v4.new_code_cell(src) for src in sources),
     ]
-    nbformat.write(nb, folder / "07_broken.ipynb")
+    return nb
+
+
+def test_runner_reports_a_failing_notebook(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(_notebook("raise RuntimeError('broken on purpose')"), folder / "07_broken.ipynb")
     monkeypatch.setattr(course, "notebook_dir", lambda: folder)
+    stale = tmp_path / "build" / "smoke" / "figures" / "07_from_an_earlier_run.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"png")
     report = course.run_notebooks("smoke", out=tmp_path / "build")
     assert not report.ok and "broken on purpose" in report.notebooks[0].error
+    # a figure left by an earlier run is not reported as this run's
+    assert report.notebooks[0].figures == [] and not stale.exists()
     assert "failed" in (tmp_path / "build" / "smoke" / "report.html").read_text()
     assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "b2")]) == 1
+
+
+def test_refresh_in_place_replaces_only_notebooks_that_ran(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(_notebook("print('fresh output')"), folder / "01_good.ipynb")
+    nbformat.write(_notebook("raise RuntimeError('broken on purpose')"), folder / "02_bad.ipynb")
+    bad_before = (folder / "02_bad.ipynb").read_bytes()
+    monkeypatch.setattr(course, "notebook_dir", lambda: folder)
+    report = course.run_notebooks("smoke", out=tmp_path / "build", in_place=True)
+    good, bad = report.notebooks
+    assert good.status == "ok" and bad.status == "failed"
+    refreshed = nbformat.read(folder / "01_good.ipynb", as_version=4)
+    assert "fresh output" in refreshed.cells[1].outputs[0]["text"]
+    assert "papermill" not in refreshed.metadata  # run metadata stripped for clean diffs
+    # The failing notebook keeps its committed content; its failed run is kept under build/.
+    assert (folder / "02_bad.ipynb").read_bytes() == bad_before
+    assert (tmp_path / "build" / "smoke" / "refresh" / "02_bad.ipynb").exists()
+    assert "left unchanged" in bad.error
+    assert sorted(p.name for p in folder.iterdir()) == ["01_good.ipynb", "02_bad.ipynb"]
 
 
 def test_cli_rejects_unknown_profile_and_notebook(capsys):
