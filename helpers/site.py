@@ -9,6 +9,7 @@ outputs of a real laptop-profile run, or ``notebooks_from`` points at a ``make f
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -84,9 +85,26 @@ def build_site(out: str | Path | None = None, *, notebooks_from: str | Path | No
         raise RuntimeError(
             f"jupyter-book build failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
+    warnings = build_warnings(proc.stdout + proc.stderr)
+    (out / "warnings.txt").write_text("".join(f"{w}\n" for w in warnings))
+    for warning in warnings:
+        logger.warning("site: %s", warning)
     html = out / "html"
     if html.exists():
         shutil.rmtree(html)
     shutil.copytree(build / "_build" / "html", html)
     logger.info("site built: %s", html / "index.html")
     return html / "index.html"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def build_warnings(log: str) -> list[str]:
+    """The Sphinx warnings in a ``jupyter-book build`` log (colour codes removed).
+
+    Sphinx keeps going past a link to a missing page and only warns, so the build writes these
+    to ``warnings.txt`` next to the HTML, where the tests look for them.
+    """
+    lines = (_ANSI.sub("", line).strip() for line in log.splitlines())
+    return [line for line in lines if "WARNING:" in line]

@@ -110,3 +110,14 @@ def test_site_renders_and_nothing_is_broken(built, browser):
         assert f"lessons/{lesson.stem}.html" in visited, f"lesson page {lesson.stem} not reachable"
     for page in ("syllabus.html", "figure_map.html", "instructor_guide.html"):
         assert page in visited, page
+
+
+def test_site_build_has_no_warnings(built):
+    """Sphinx only warns about a link to a missing page or a broken reference: no warnings allowed."""
+    warnings = (built.parent.parent / "warnings.txt").read_text()
+    assert warnings == "", warnings
+
+
+def test_build_warnings_are_parsed():
+    log = "building...\n\x1b[91m/x/index.md:17: WARNING: target not found: 'a.ipynb'\x1b[39;49;00m\nok\n"
+    assert site.build_warnings(log) == ["/x/index.md:17: WARNING: target not found: 'a.ipynb'"]
