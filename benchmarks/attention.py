@@ -40,7 +40,7 @@ def main() -> None:
     device = runtime.detect_device(args.device)
     print(
         f"device={device} threads={torch.get_num_threads()} heads={cfg.heads} d={cfg.head_dim} "
-        f"segments={cfg.segment_lengths} rates={cfg.dilation_rates} median of {cfg.repeats}"
+        f"segments={cfg.segment_lengths} rates={cfg.dilation_rates} best of {cfg.repeats}"
     )
     res = attention_cost.measure(
         cfg, generator=torch.Generator().manual_seed(0), device=device, progress=False

@@ -70,7 +70,8 @@ def attention(
     ((1, 1, 4, 4), True)
     """
     _check_qkv(q, k, v)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, N, M)
+    # scale q (N × d values) rather than the scores (N × M): same maths, one N × M tensor fewer
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-2, -1)  # (B, H, N, M)
     weights = scores.softmax(dim=-1)  # each row sums to 1
     out = weights @ v  # (B, H, N, d)
     return (out, weights) if return_weights else out

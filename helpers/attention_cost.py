@@ -5,7 +5,8 @@ with fixed branches is ``O(N·d)``. On a log–log plot the slope of time agains
 exponent: about 2 for dense attention once ``N`` is large enough for the arithmetic to dominate,
 about 1 for dilated attention once ``N`` exceeds its longest segment.
 
-Timings use the median of repeats after a warm-up (robust on a shared, noisy machine). Peak
+Timings keep the fastest of several repeats after a warm-up: other processes on a shared machine
+only ever add time, so the minimum is the estimate they disturb least. Peak
 memory is measured with ``torch.cuda.max_memory_allocated`` on CUDA; on other devices it is the
 analytic size of the score tensors the method materialises (labelled as such).
 
@@ -20,7 +21,6 @@ Examples
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ class AttentionCostConfig:
     segment_lengths, dilation_rates : tuple of int
         Branches of the dilated attention (LongNet-style geometric growth).
     repeats, warmup : int
-        Timed runs (the median is kept) and untimed runs before them.
+        Timed runs (the fastest is kept) and untimed runs before them.
     """
 
     token_counts: tuple[int, ...] = (2048, 3072, 4096, 6144, 8192)
@@ -119,14 +119,14 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def median_time(
+def best_time(
     fn: Callable[[], object],
     *,
     repeats: int = 7,
     warmup: int = 1,
     device: torch.device | str = "cpu",
 ) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    """Shortest wall time in seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
     device = torch.device(device)
     for _ in range(warmup):
         fn()
@@ -137,7 +137,7 @@ def median_time(
         fn()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def analytic_bytes(method: str, n: int, cfg: AttentionCostConfig) -> int:
@@ -149,6 +149,17 @@ def analytic_bytes(method: str, n: int, cfg: AttentionCostConfig) -> int:
             n, cfg.segment_lengths, cfg.dilation_rates, heads=cfg.heads
         )
     return 0
+
+
+def _fits(method: str, n: int, cfg: AttentionCostConfig, device: torch.device) -> bool:
+    """Whether ``method`` at ``N = n`` fits in the free memory of a CUDA device (always on CPU).
+
+    The explicit path holds the scores and the softmax weights at once: twice the analytic size.
+    """
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return 2 * analytic_bytes(method, n, cfg) < 0.8 * free
 
 
 def measure(
@@ -173,6 +184,7 @@ def measure(
     dict
         ``{method: {"n": (K,), "seconds": (K,), "bytes": (K,)}}``; ``bytes`` is the measured peak
         (``torch.cuda.max_memory_allocated`` minus the inputs) on CUDA, else :func:`analytic_bytes`.
+        On a GPU too small for the explicit path at some ``N``, that time is NaN (skipped).
     """
     device = torch.device(device)
     out = {m: {"n": [], "seconds": [], "bytes": []} for m in cfg.methods}
@@ -183,8 +195,14 @@ def measure(
         )
         for name in cfg.methods:
             fn = METHODS[name]
+            if not _fits(name, n, cfg, device):
+                logger.warning("%s attention at N=%d does not fit in GPU memory: skipped", name, n)
+                out[name]["n"].append(n)
+                out[name]["seconds"].append(float("nan"))
+                out[name]["bytes"].append(analytic_bytes(name, n, cfg))
+                continue
             with torch.no_grad():
-                seconds = median_time(
+                seconds = best_time(
                     lambda fn=fn, q=q, k=k, v=v: fn(q, k, v, cfg),
                     repeats=cfg.repeats,
                     warmup=cfg.warmup,
@@ -205,8 +223,13 @@ def measure(
 
 
 def fit_exponent(n: Sequence[float], values: Sequence[float]) -> float:
-    """Slope of ``log(values)`` against ``log(n)`` by least squares: ``values ≈ c·n^slope``."""
+    """Slope of ``log(values)`` against ``log(n)`` by least squares: ``values ≈ c·n^slope``.
+
+    NaN values (sizes that were skipped) are left out of the fit.
+    """
     n_arr, v_arr = np.asarray(n, dtype=float), np.asarray(values, dtype=float)
+    if n_arr.shape == v_arr.shape:
+        n_arr, v_arr = n_arr[~np.isnan(v_arr)], v_arr[~np.isnan(v_arr)]
     if n_arr.size < 2 or n_arr.shape != v_arr.shape or np.any(n_arr <= 0) or np.any(v_arr <= 0):
         raise ValueError(
             f"need ≥ 2 positive values to fit an exponent, got n={list(n)}, values={list(values)}"
