@@ -282,7 +282,9 @@ def ddim_timesteps(T: int, steps: int, *, spacing: str = "leading") -> torch.Ten
     if spacing == "leading":
         return torch.arange(steps - 1, -1, -1, dtype=torch.long) * (T // steps)
     if spacing == "trailing":
-        return (torch.arange(T, 0, -T / steps, dtype=torch.float64).round() - 1).long()
+        # k counts the steps (an integer range): a float arange with step T/steps can overshoot by one
+        k = torch.arange(steps, dtype=torch.float64)
+        return ((T - k * (T / steps)).round() - 1).long()
     raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
 
 

@@ -89,6 +89,10 @@ def test_schedule_to_and_errors():
         diffusion.linear_betas(0)
     with pytest.raises(ValueError, match="start <= end"):
         diffusion.linear_betas(10, start=0.1, end=0.01)
+    with pytest.raises(ValueError, match=r"betas must lie in \(0, 1\), got values from 0.5 to 1"):
+        Schedule.from_betas(torch.tensor([0.5, 1.0]))
+    with pytest.raises(ValueError, match=r"non-empty 1-D tensor, got shape \(2, 2\)"):
+        Schedule.from_betas(torch.full((2, 2), 0.1))
 
 
 # --- forward process --------------------------------------------------------------------------
@@ -188,6 +192,14 @@ def test_ddim_timesteps_spacings():
     assert ddim_timesteps(1000, 10).tolist() == list(range(900, -1, -100))
     assert ddim_timesteps(1000, 10, spacing="trailing").tolist() == list(range(999, 0, -100))
     assert ddim_timesteps(1000, 1000).tolist() == list(range(999, -1, -1))
+    # every step count gives exactly `steps` distinct, decreasing timesteps inside [0, T)
+    cases = [(1000, 61), (1000, 103), (1000, 201), (100, 29), (7, 3)]
+    cases += [(big, s) for big in (10, 50, 1000) for s in range(1, big + 1, max(1, big // 50))]
+    for T, steps in cases:
+        for spacing in ("leading", "trailing"):
+            ts = ddim_timesteps(T, steps, spacing=spacing)
+            assert len(ts) == steps and ts.min() >= 0 and ts.max() < T, (T, steps, spacing)
+            assert bool((ts[:-1] > ts[1:]).all()), (T, steps, spacing)
     with pytest.raises(ValueError, match="steps must be an int in"):
         ddim_timesteps(1000, 0)
     with pytest.raises(ValueError, match="spacing"):
