@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import diffusion, training
-from .unet import timestep_embedding
+from .unet import check_labels, timestep_embedding
 
 __all__ = ["VOCABULARY", "EmbeddingDenoiser", "EmbeddingPrior", "prompt_to_label"]
 
@@ -93,7 +93,9 @@ class EmbeddingDenoiser(nn.Module):
             raise ValueError(f"x must be (B, {self.dim}, 1, 1), got {tuple(x.shape)}")
         if cond is not None:
             raise ValueError("EmbeddingDenoiser takes labels y, not a conditioning vector")
-        y = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
+        if y is None:
+            y = torch.full_like(t, self.num_classes, dtype=torch.long)  # the null label
+        check_labels(y, x.shape[0], self.num_classes)
         c = self.time_mlp(timestep_embedding(t, self.hidden)) + self.label_emb(y)  # (B, hidden)
         h = self.inp(x.flatten(1)) + c
         for block in self.blocks:

@@ -117,9 +117,11 @@ class Schedule:
     def from_betas(cls, betas: torch.Tensor, kind: str = "custom") -> Schedule:
         """All quantities from β (computed in float64, stored as float32)."""
         b = torch.as_tensor(betas, dtype=torch.float64)
-        if b.ndim != 1 or len(b) < 1 or not bool(((b > 0) & (b < 1)).all()):
+        if b.ndim != 1 or len(b) < 1:
+            raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(b.shape)}")
+        if not bool(((b > 0) & (b < 1)).all()):
             raise ValueError(
-                f"betas must be a 1-D tensor with values in (0, 1), got shape {tuple(b.shape)}"
+                f"betas must lie in (0, 1), got values from {float(b.min()):.4g} to {float(b.max()):.4g}"
             )
         a = 1 - b  # α_t
         ab = torch.cumprod(a, 0)  # ᾱ_t

@@ -270,14 +270,23 @@ def _check_inputs(model: nn.Module, x, t, y, cond) -> None:
         raise ValueError("labels y were given but the model has num_classes=None")
     if cond is not None and not model.cond_dim:
         raise ValueError("a conditioning vector was given but the model has cond_dim=None")
-    if y is not None and (
-        y.shape != (x.shape[0],) or int(y.min()) < 0 or int(y.max()) > (model.num_classes or 0)
-    ):
-        raise ValueError(
-            f"y must be ({x.shape[0]},) labels in [0, {model.num_classes}] (the last is null), got shape {tuple(y.shape)}"
-        )
+    if y is not None:
+        check_labels(y, x.shape[0], model.num_classes)
     if cond is not None and cond.shape != (x.shape[0], model.cond_dim):
         raise ValueError(f"cond must be ({x.shape[0]}, {model.cond_dim}), got {tuple(cond.shape)}")
+
+
+def check_labels(y: torch.Tensor, batch: int, num_classes: int) -> None:
+    """``y`` must be ``(batch,)`` integer labels in ``[0, num_classes]`` (``num_classes`` = null)."""
+    if y.shape != (batch,) or y.is_floating_point():
+        raise ValueError(
+            f"y must be ({batch},) integer labels, got shape {tuple(y.shape)} and dtype {y.dtype}"
+        )
+    if batch and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(
+            f"y must hold labels in [0, {num_classes}] (the last is the null label), "
+            f"got values from {int(y.min())} to {int(y.max())}"
+        )
 
 
 def null_condition(model: nn.Module, y: torch.Tensor | None, cond: torch.Tensor | None):

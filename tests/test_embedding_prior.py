@@ -19,8 +19,10 @@ def test_denoiser_shapes():
     net = embedding_prior.EmbeddingDenoiser(6, num_classes=2, hidden=16)
     out = net(torch.randn(4, 6, 1, 1), torch.tensor([0, 1, 2, 3]), y=torch.tensor([0, 1, 2, 1]))
     assert out.shape == (4, 6, 1, 1) and torch.isfinite(out).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"x must be \(B, 6, 1, 1\)"):
         net(torch.randn(4, 5, 1, 1), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match=r"labels in \[0, 2\].*got values from 0 to 5"):
+        net(torch.randn(4, 6, 1, 1), torch.tensor([0, 1, 2, 3]), y=torch.tensor([0, 1, 5, 1]))
 
 
 def test_prior_learns_two_clusters():

@@ -104,8 +104,10 @@ def test_errors_name_what_was_expected():
         net(torch.randn(2, 3, 8, 8), t)
     with pytest.raises(ValueError, match=r"t must have shape \(2,\)"):
         net(torch.randn(2, 1, 8, 8), torch.tensor([1]))
-    with pytest.raises(ValueError, match=r"labels in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\].*got values from 0 to 4"):
         net(torch.randn(2, 1, 8, 8), t, y=torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match=r"integer labels, got shape \(3,\)"):
+        net(torch.randn(2, 1, 8, 8), t, y=torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match="cond_dim=None"):
         net(torch.randn(2, 1, 8, 8), t, cond=torch.randn(2, 4))
     with pytest.raises(ValueError, match="kind must be"):
