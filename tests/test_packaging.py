@@ -29,6 +29,12 @@ def test_environment_matches_pyproject():
     assert _environment() == _pyproject()
 
 
+def test_environment_installs_this_folder():
+    # conda runs the pip section from the folder that holds environment.yml: the project root
+    lines = [ln.strip() for ln in (ROOT / "environment.yml").read_text().splitlines()]
+    assert '- "-e .[dev,site]"' in lines
+
+
 def test_no_exact_pins():
     for spec in _pyproject():
         assert "==" not in spec, f"exact pin {spec}: use a range"
