@@ -41,6 +41,8 @@ def atomic_save(
     os.close(fd)
     try:
         save_file(clean, tmp, metadata={"meta": json.dumps(meta or {})})
+        with open(tmp, "rb") as f:  # on disk before the rename, so the rename never exposes a
+            os.fsync(f.fileno())  # half-written file after a power loss
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
