@@ -77,8 +77,9 @@ def train_classifier(
         The trained model (eval mode) and the mean loss of each epoch.
     """
     _check_data(images, labels, config)
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    model = TinyViT(config).to(device)
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global state
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        model = TinyViT(config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = images.shape[0]
     steps_per_epoch = math.ceil(n / config.batch_size)

@@ -82,6 +82,8 @@ def test_network_rejects_bad_input():
         net(torch.rand(1, 4, 8, 8))
     with pytest.raises(ValueError, match="input must be"):
         net(torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"input must be \(B, 4, H, W\), got \(16,\)"):
+        net(torch.rand(16))
     with pytest.raises(ValueError, match="channels"):
         dip.SkipNet(4, 1, scales=3, channels=(8, 8))
 

@@ -30,9 +30,11 @@ def toy_data(n=64, seed=0):
 def test_training_learns_a_separable_task_and_is_seeded():
     images, labels = toy_data()
     cfg = small_cfg(epochs=8, batch_size=16, lr=3e-3)
+    global_state = torch.get_rng_state()
     m1, l1 = vit_train.train_classifier(
         images, labels, cfg, generator=torch.Generator().manual_seed(0), progress=False
     )
+    assert torch.equal(torch.get_rng_state(), global_state)  # seeds are arguments, not globals
     m2, l2 = vit_train.train_classifier(
         images, labels, cfg, generator=torch.Generator().manual_seed(0), progress=False
     )
