@@ -61,7 +61,7 @@ class TrainedGAN:
     steps : int
         Completed optimisation steps.
     seconds : float
-        Training wall time of this call.
+        Training wall time of all the steps, those of earlier (resumed or cached) runs included.
     config : GANConfig
     """
 
@@ -155,7 +155,7 @@ def train_gan(
     nets = nn.ModuleDict({"generator": g_net, "discriminator": d_net})
     optimizers = {"generator": opt_g, "discriminator": opt_d}
     history: dict[str, list[float]] = {"loss_d": [], "loss_g": []}
-    start = 0
+    start, earlier_seconds = 0, 0.0
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     meta_config = {
         k: v for k, v in asdict(config).items() if k not in ("steps", "checkpoint_every")
@@ -171,10 +171,11 @@ def train_gan(
                 f"checkpoint {path} was trained with config {saved}, not {meta_config}; pass resume=False or another path"
             )
         start = int(meta["step"])
+        earlier_seconds = float(meta.get("seconds", 0.0))
         history = {k: meta["extra"][k].tolist() for k in history}
         logger.info("resumed GAN training from %s at step %d", path, start)
 
-    def save(step: int) -> None:
+    def save(step: int, elapsed: float) -> None:
         if path is not None:
             extra = {k: torch.tensor(v, dtype=torch.float64) for k, v in history.items()}
             checkpoint.save_training_state(
@@ -185,7 +186,7 @@ def train_gan(
                 generators={"data": rng},
                 extra=extra,
                 optimizers=optimizers,
-                meta={"config": meta_config},
+                meta={"config": meta_config, "seconds": elapsed},
             )
 
     g_net.train()
@@ -232,16 +233,17 @@ def train_gan(
                 loss_d=f"{history['loss_d'][-1]:.3f}", loss_g=f"{history['loss_g'][-1]:.3f}"
             )
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            save(step + 1)
+            save(step + 1, earlier_seconds + time.perf_counter() - began)
     bar.close()
+    total = earlier_seconds + (time.perf_counter() - began if start < config.steps else 0.0)
     if start < config.steps or (path is not None and not path.exists()):
-        save(config.steps)
+        save(config.steps, total)
     final = ema if ema is not None else g_net
     return TrainedGAN(
         final.eval(),
         d_net.eval(),
         history,
         max(start, config.steps),
-        time.perf_counter() - began,
+        total,
         config,
     )

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,8 @@ class TrainResult:
         The training loss at every step (including steps done before a resume).
     steps : int
         Steps completed. ``resumed_from`` : int, the step loaded from a checkpoint (0 if none).
+    seconds : float
+        Training wall time of all the steps, those of earlier (resumed or cached) runs included.
     """
 
     model: nn.Module
@@ -138,6 +141,7 @@ class TrainResult:
     loss_history: list[float] = field(default_factory=list)
     steps: int = 0
     resumed_from: int = 0
+    seconds: float = 0.0
 
 
 def diffusion_loss(
@@ -298,12 +302,21 @@ def train(
     cond = cond.to(device) if cond is not None else None
     schedule = schedule.to(device)
     history: list[float] = []
-    start = 0
+    start, earlier_seconds = 0, 0.0
+    run_meta = {"seed": seed, "batch_size": batch_size, "lr": lr}
+    run_meta |= {"schedule": schedule.kind, "T": schedule.T}
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         meta = checkpoint.load_training_state(
             checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen}
         )
+        saved = {k: meta.get(k) for k in run_meta}
+        if saved != run_meta:
+            raise ValueError(
+                f"checkpoint {checkpoint_path} was trained with {saved}, not {run_meta}; "
+                "pass resume=False or another checkpoint_path"
+            )
         start = int(meta["step"])
+        earlier_seconds = float(meta.get("seconds", 0.0))
         history = meta["extra"].get("loss_history", torch.empty(0)).tolist()
         logger.info("resumed from %s at step %d", checkpoint_path, start)
         if start > steps:
@@ -311,7 +324,7 @@ def train(
                 f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}"
             )
 
-    def save(step: int) -> None:
+    def save(step: int, elapsed: float) -> None:
         if checkpoint_path is not None:
             checkpoint.save_training_state(
                 checkpoint_path,
@@ -321,15 +334,13 @@ def train(
                 ema=ema,
                 generators={"train": gen},
                 extra={"loss_history": torch.tensor(history, dtype=torch.float64)},
-                meta={
-                    "seed": seed,
-                    "steps": steps,
-                    "batch_size": batch_size,
-                    "lr": lr,
-                    "schedule": schedule.kind,
-                    "T": schedule.T,
-                },
+                meta={**run_meta, "steps": steps, "seconds": elapsed},
             )
+
+    began = time.perf_counter()
+
+    def seconds() -> float:  # training time so far, earlier runs included
+        return earlier_seconds + time.perf_counter() - began
 
     bar = tqdm(range(start, steps), disable=not progress, desc="train", initial=start, total=steps)
     for step in bar:
@@ -353,7 +364,16 @@ def train(
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save(step + 1)
-    save(steps)
+            save(step + 1, seconds())
+    total_seconds = seconds() if start < steps else earlier_seconds
+    if start < steps:  # a finished checkpoint that was only loaded is left as it is
+        save(steps, total_seconds)
     model.eval()
-    return TrainResult(model=model, ema=ema, loss_history=history, steps=steps, resumed_from=start)
+    return TrainResult(
+        model=model,
+        ema=ema,
+        loss_history=history,
+        steps=steps,
+        resumed_from=start,
+        seconds=total_seconds,
+    )

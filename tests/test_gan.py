@@ -93,7 +93,7 @@ def test_interrupted_and_resumed_training_equals_uninterrupted(tmp_path):
     images = _images(24)
     full = gan.train_gan(images, config=SMOKE, steps=6, seed=1, device="cpu", progress=False)
     path = tmp_path / "gan.safetensors"
-    gan.train_gan(
+    first = gan.train_gan(
         images,
         config=SMOKE,
         steps=4,
@@ -123,6 +123,8 @@ def test_interrupted_and_resumed_training_equals_uninterrupted(tmp_path):
         images, config=SMOKE, steps=6, seed=1, device="cpu", progress=False, checkpoint_path=path
     )
     assert again.history == full.history
+    # the training time of every step is kept with the checkpoint, earlier runs included
+    assert 0 < first.seconds < resumed.seconds == again.seconds
     assert torch.equal(gan.sample(again.generator, 3), gan.sample(full.generator, 3))
 
 

@@ -117,6 +117,14 @@ def test_finished_checkpoint_is_reused_without_training(tmp_path):
     )
     assert again.resumed_from == 3 and again.loss_history == first.loss_history
     torch.testing.assert_close(again.ema.conv_in.weight, first.ema.conv_in.weight)
+    # the training time is kept in the checkpoint: a cached model still says how long it took
+    assert first.seconds > 0 and again.seconds == pytest.approx(first.seconds, rel=1e-3)
+    # a checkpoint trained with other settings is refused rather than silently mixed in
+    with pytest.raises(ValueError, match="was trained with"):
+        training.train(
+            _net(), x, schedule=s, steps=3, batch_size=4, lr=1e-4, checkpoint_path=path,
+            resume=True, progress=False,
+        )  # fmt: skip
 
 
 def test_vector_condition_is_dropped_to_zeros():
