@@ -43,6 +43,32 @@ def test_notebooks_point_to_their_checks(stem):
         )
 
 
+def _revealed(answer, message: str) -> bool:
+    """Whether ``message`` spells out the numeric ``answer`` (as an int or to 3 significant digits)."""
+    forms = (
+        {f"{answer:.3g}", f"{answer:.2f}", str(answer)}
+        if isinstance(answer, float)
+        else {str(answer)}
+    )
+    return any(form in message for form in forms if len(form.strip("-0.")) >= 2)
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_every_check_rejects_wrong_answers_without_revealing_the_right_one(stem):
+    module = _solutions(stem)
+    for ex in check.exercises(stem[:2]):
+        right = getattr(module, f"exercise_{ex.number}")()
+        if isinstance(right, str):
+            wrongs = [right + "-not", "something else"]
+        else:
+            wrongs = [2 * right + 3, -right - 7]  # off in both directions, never equal to right
+        for wrong in wrongs:
+            feedback = check.exercise(ex.notebook, ex.number, wrong)
+            assert not feedback.correct, f"{stem} exercise {ex.number} accepts {wrong!r}"
+            if not isinstance(right, str):
+                assert not _revealed(right, feedback.message), (stem, ex.number, feedback.message)
+
+
 def test_wrong_answers_fail_without_revealing():
     fb = check.exercise("00", 1, 3)
     assert not fb.correct and "too low" in str(fb)
