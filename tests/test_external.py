@@ -1,10 +1,12 @@
 """External loaders, tested on small fixtures written into a temporary folder."""
 
 import struct
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from helpers import datasets, external
@@ -37,15 +39,43 @@ def test_image_folder_errors(tmp_path):
         datasets.load("image_folder", root=tmp_path)
 
 
-def _write_case(folder, case, with_seg=True):
+def _write_case(folder, case, with_seg=True, offset=0):
+    """A 20×20×6 volume whose slices 1-4 hold a 12×12 brain square shifted by ``offset``."""
     folder.mkdir(parents=True)
     vol = np.zeros((20, 20, 6), dtype=np.float32)
-    vol[4:16, 4:16, 1:5] = 100.0
+    vol[4 - offset // 2 : 16 - offset // 2, 4 + offset // 2 : 16 + offset // 2, 1:5] = 100.0
+    vol[10, 10, 1:5] = 50.0 + offset  # a case-specific darker voxel
     nib.save(nib.Nifti1Image(vol, np.eye(4)), str(folder / f"{case}_t1.nii.gz"))
     if with_seg:
         seg = np.zeros_like(vol)
         seg[8:10, 8:10, 2] = 1
         nib.save(nib.Nifti1Image(seg, np.eye(4)), str(folder / f"{case}_seg.nii.gz"))
+
+
+CASES = [f"case_{i:02d}" for i in range(12)]
+
+
+@pytest.fixture
+def many_cases(tmp_path):
+    """Twelve labelled cases of 4 brain slices each, every case slightly different."""
+    for i, case in enumerate(CASES):
+        _write_case(tmp_path / case, case, offset=i % 5)
+    return tmp_path
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The case names whose t1 volume ``nibabel.load`` opened, in order."""
+    calls = []
+    real = nib.load
+
+    def counting(path, *args, **kwargs):
+        if str(path).endswith("_t1.nii.gz"):
+            calls.append(Path(path).name.removesuffix("_t1.nii.gz"))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(nib, "load", counting)
+    return calls
 
 
 def test_nifti_brats_layout(tmp_path):
@@ -59,13 +89,116 @@ def test_nifti_brats_layout(tmp_path):
 
 def test_nifti_without_segmentation_is_unlabelled(tmp_path):
     _write_case(tmp_path / "c1", "c1", with_seg=False)
-    assert datasets.load("nifti", root=tmp_path, size=8).labels is None
+    ds = datasets.load("nifti", root=tmp_path, size=8)
+    assert ds.labels is None and ds.class_names == ()
+    assert "unlabelled: no _seg files" in ds.description
+    _write_case(tmp_path / "c2", "c2")  # one case with a _seg file is not enough
+    ds = datasets.load("nifti", root=tmp_path, size=8)
+    assert ds.labels is None and "1 of the 2 cases have no _seg file" in ds.description
+
+
+def test_nifti_is_deterministic_per_seed(many_cases):
+    a = datasets.load("nifti", root=many_cases, n=6, size=8, seed=3)
+    b = datasets.load("nifti", root=many_cases, n=6, size=8, seed=3)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert a.description == b.description
+    others = [datasets.load("nifti", root=many_cases, n=6, size=8, seed=s) for s in (4, 5, 6)]
+    assert any(not torch.equal(a.images, o.images) for o in others)
+
+
+def test_nifti_returns_at_most_n_slices_of_the_requested_size(many_cases):
+    ds = datasets.load("nifti", root=many_cases, n=5, size=8, seed=0)
+    assert ds.images.shape == (5, 1, 8, 8) and ds.images.dtype == torch.float32
+    assert ds.labels.shape == (5,) and set(ds.labels.tolist()) <= {0, 1}
+    assert 0 <= float(ds.images.min()) and float(ds.images.max()) <= 1
+    everything = datasets.load("nifti", root=many_cases, n=1000, size=12)
+    assert everything.images.shape == (4 * len(CASES), 1, 12, 12)
+    assert datasets.load("nifti", root=many_cases).images.shape[-1] == 64  # default size
+
+
+def test_nifti_labels_come_from_the_seg_files(many_cases):
+    ds = datasets.load("nifti", root=many_cases, size=8)
+    # slices 1-4 of each case are kept; only slice 2 holds tumour
+    assert ds.labels.tolist() == [0, 1, 0, 0] * len(CASES)
+    assert ds.class_names == ("healthy", "lesion")
+    assert "_seg" in ds.description
+    sub = datasets.load("nifti", root=many_cases, n=7, size=8, seed=1)
+    assert sub.labels.sum() <= 7 and len(sub.labels) == 7
+
+
+def test_nifti_reads_only_the_volumes_it_needs(many_cases, opened):
+    ds = datasets.load("nifti", root=many_cases, n=3, size=8, seed=0)
+    assert len(ds) == 3 and len(opened) == 1  # one case holds 4 usable slices
+    opened.clear()
+    datasets.load("nifti", root=many_cases, n=6, size=8, seed=0)
+    assert len(opened) == 2
+    opened.clear()
+    spread = datasets.load("nifti", root=many_cases, n=3, size=8, seed=0, slices_per_case=1)
+    assert len(spread) == 3 and len(opened) == 3 and len(set(opened)) == 3
+    assert "from 3 of 12" in spread.description
+    opened.clear()
+    datasets.load("nifti", root=many_cases, size=8)
+    assert sorted(opened) == CASES
+
+
+def test_nifti_split_is_by_case_and_disjoint(many_cases, opened):
+    kw = {"root": many_cases, "size": 8, "test_fraction": 0.5}
+    train = datasets.load("nifti", split="train", **kw)
+    train_cases = set(opened)
+    opened.clear()
+    test = datasets.load("nifti", split="test", **kw)
+    test_cases = set(opened)
+    assert train_cases and test_cases and not train_cases & test_cases
+    assert train_cases | test_cases == set(CASES)
+    assert len(train) + len(test) == 4 * len(CASES)
+    assert all(external.case_split(c, 0.5) == "train" for c in train_cases)
+    assert "split 'test'" in test.description
+    # the split does not depend on n or seed: any subset of "train" reads only train cases
+    for seed, n in ((0, 2), (7, 9), (11, 30)):
+        opened.clear()
+        datasets.load("nifti", split="train", n=n, seed=seed, **kw)
+        assert set(opened) <= train_cases
+
+
+def test_case_split_is_stable_and_roughly_the_fraction():
+    names = [f"BraTS2021_{i:05d}" for i in range(2000)]
+    splits = [external.case_split(c, 0.2) for c in names]
+    assert splits == [external.case_split(c, 0.2) for c in names]
+    assert 0.17 < splits.count("test") / len(names) < 0.23
+    # raising test_fraction only moves cases from train to test
+    wider = [external.case_split(c, 0.3) for c in names]
+    assert all(w == "test" for s, w in zip(splits, wider, strict=True) if s == "test")
+
+
+def test_nifti_bad_options_name_what_was_given(many_cases):
+    with pytest.raises(ValueError, match=r"split must be one of 'all', 'train', 'test', got 'val'"):
+        datasets.load("nifti", root=many_cases, split="val")
+    for bad in (0, 1, 1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"strictly between 0 and 1, got {bad}"):
+            datasets.load("nifti", root=many_cases, split="test", test_fraction=bad)
+    with pytest.raises(TypeError, match="test_fraction must be a float, got str"):
+        external.case_split("x", "0.2")
+    with pytest.raises(ValueError, match="n must be at least 1, got 0"):
+        datasets.load("nifti", root=many_cases, n=0)
+    with pytest.raises(ValueError, match="slices_per_case must be at least 1, got 0"):
+        datasets.load("nifti", root=many_cases, slices_per_case=0)
+    with pytest.raises(TypeError, match="unknown option"):
+        datasets.load("nifti", root=many_cases, fraction=0.2)
+
+
+def test_nifti_split_that_selects_no_case(tmp_path):
+    _write_case(tmp_path / "c1", "c1")  # case_split("c1", 0.2) == "train"
+    with pytest.raises(
+        ValueError, match=r"split='test' with test_fraction=0.2 selects none of the 1"
+    ):
+        datasets.load("nifti", root=tmp_path, split="test")
 
 
 def test_nifti_missing_says_what_to_download(tmp_path):
     with pytest.raises(FileNotFoundError, match="BraTS") as err:
         datasets.load("nifti", root=tmp_path / "nowhere")
-    assert str(tmp_path / "nowhere") in str(err.value)
+    assert str(err.value).startswith(f"nifti: the folder {tmp_path / 'nowhere'} does not exist. ")
+    assert "not found under" not in str(err.value)
     tmp_path.joinpath("x").mkdir()
     with pytest.raises(FileNotFoundError, match=r"\*_t1.nii.gz"):
         datasets.load("nifti", root=tmp_path / "x")
@@ -99,8 +232,11 @@ def test_mnist_missing_never_downloads(tmp_path, monkeypatch):
         raise AssertionError("tried to download")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    with pytest.raises(FileNotFoundError, match="download=True"):
+    with pytest.raises(FileNotFoundError, match="download=True") as err:
         datasets.load("fashion_mnist", root=tmp_path)
+    message = str(err.value)
+    assert message.count("download=True") == 1  # the advice is given once
+    assert str(tmp_path / "FashionMNIST" / "raw") in message and "Licence: MIT" in message
 
 
 def test_checksum(tmp_path):
