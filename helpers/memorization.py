@@ -11,6 +11,12 @@ measures, each computed as chunked matrix products so that memory stays bounded 
   root-mean-square distance is measured per tile and the largest tile distance counts, so two
   images are close only when *every* tile is close.
 
+The matrix products run in float32 by default, whose rounding could let a near-duplicate
+outscore an exact copy. So the products only collect the candidates within rounding of the best,
+and those are scored again one pair at a time in float64: the best match reported is the one a
+direct float64 computation gives (lowest training index among exact ties). The machinery is in
+:mod:`helpers.memorization_search`.
+
 What to make of the best matches — rates above a threshold, a threshold calibrated on held-out
 real images, the closest pairs, planted copies as a sanity check — is in
 :mod:`helpers.memorization_report`; its functions are reachable from here too
@@ -39,128 +45,27 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import NamedTuple
 
-import numpy as np
 import torch
+
+from .memorization_search import (
+    ArrayLike,
+    Matches,
+    Measure,
+    _check_pair,
+    _search,
+    _tiles,
+    _unit,
+    standardize,
+)
 
 logger = logging.getLogger(__name__)
 
-ArrayLike = torch.Tensor | np.ndarray
 
-
-class Matches(NamedTuple):
-    """Best training match(es) of each generated image.
-
-    Attributes
-    ----------
-    values : torch.Tensor
-        ``(N,)`` (or ``(N, k)`` for :func:`top_k_correlation`) similarities or distances, best first.
-    indices : torch.Tensor
-        Same shape, int64: the index of the matching training image.
-    """
-
-    values: torch.Tensor
-    indices: torch.Tensor
-
-
-def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, ...) with N ≥ 1, got {tuple(x.shape)}")
-    return x
-
-
-def _check_pair(generated: ArrayLike, training: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
-    g, t = _as_tensor(generated, "generated"), _as_tensor(training, "training")
-    if g.shape[1:] != t.shape[1:]:
-        shape = lambda x: "×".join(map(str, x.shape[1:]))  # noqa: E731
-        raise ValueError(
-            f"generated images are {shape(g)} but training images are {shape(t)}; "
-            "resize one set to the other's size"
-        )
-    return g, t
-
-
-def standardize(x: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x`` (N, D) with mean 0 and Euclidean norm 1, so that ``a @ b.T`` is Pearson's r.
-
-    A constant row (variance below rounding noise) becomes all zeros: its correlation with
-    anything is 0.
-    """
-    mean = x.mean(dim=1, keepdim=True)
-    centred = x - mean
-    norm = torch.linalg.vector_norm(centred, dim=1, keepdim=True)
-    scale = torch.sqrt(norm * norm + x.shape[1] * mean * mean)  # ‖x‖, without another pass
-    ok = norm > 4 * torch.finfo(x.dtype).eps * x.shape[1] ** 0.5 * scale
-    return centred.mul_(torch.where(ok, norm.reciprocal(), torch.zeros_like(norm)))
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    return x * torch.where(norm > 0, norm.reciprocal(), torch.zeros_like(norm))
-
-
-def _tiles(x: torch.Tensor, grid: int) -> torch.Tensor:
-    """``(N, C, H, W)`` → ``(grid², N, C·H/grid·W/grid)``: the images cut into a tile grid."""
-    n, c, h, w = x.shape
-    th, tw = h // grid, w // grid
-    t = x.reshape(n, c, grid, th, grid, tw).permute(2, 4, 0, 1, 3, 5)  # (g, g, N, C, th, tw)
-    return t.reshape(grid * grid, n, c * th * tw)
-
-
-def _search(
-    generated: torch.Tensor,
-    training: torch.Tensor,
-    prepare: Callable[[torch.Tensor], torch.Tensor],
-    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    *,
-    k: int,
-    batch_size: int,
-    device: str | torch.device | None,
-    dtype: torch.dtype,
-    tol: float = 0.0,
-    prepare_generated: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> Matches:
-    """Top-``k`` of ``score(prepare(g), prepare(t))`` (higher is better) over training chunks.
-
-    For ``k = 1``, scores within ``tol`` (the rounding error of the products) count as ties and
-    the lowest training index wins: identical training images give the same answer whatever
-    the chunking. Training chunks are visited in index order and a later chunk replaces the
-    best match only when it beats it by more than ``tol``.
-    """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(k, int) or not 1 <= k <= training.shape[0]:
-        raise ValueError(f"k must be an int in [1, {training.shape[0]}] (training size), got {k!r}")
-    dev = torch.device(device) if device is not None else generated.device
-    g = (prepare_generated or prepare)(generated.to(dev, dtype))  # (..., N, D')
-    n = generated.shape[0]
-    best = torch.full((n, k), -torch.inf, device=dev, dtype=dtype)
-    best_idx = torch.zeros((n, k), device=dev, dtype=torch.long)
-    for start in range(0, training.shape[0], batch_size):
-        t = prepare(training[start : start + batch_size].to(dev, dtype))
-        for gs in range(0, n, batch_size):
-            rows = slice(gs, gs + batch_size)
-            s = score(g[..., rows, :], t)  # (b, Tc)
-            if k == 1:
-                value = s.amax(dim=1, keepdim=True)
-                arg = (s >= value - tol).byte().argmax(dim=1, keepdim=True)  # first near-max
-                better = value > best[rows] + tol
-                best[rows] = torch.where(better, s.gather(1, arg), best[rows])
-                best_idx[rows] = torch.where(better, arg + start, best_idx[rows])
-            else:  # stable sort keeps the earlier (lower-index) candidate first on ties
-                idx = torch.arange(start, start + s.shape[1], device=dev).expand_as(s)
-                vals = torch.cat([best[rows], s], dim=1)
-                inds = torch.cat([best_idx[rows], idx], dim=1)
-                order = torch.sort(vals, dim=1, descending=True, stable=True).indices[:, :k]
-                best[rows] = vals.gather(1, order)
-                best_idx[rows] = inds.gather(1, order)
-    return Matches(best.cpu(), best_idx.cpu())
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise dot products of prepared rows; the best over shifted copies when stacked."""
+    d = (a * b).sum(-1)  # (P,) or (S, P)
+    return d.amax(dim=0) if d.ndim == 2 else d
 
 
 def top_k_correlation(
@@ -190,7 +95,7 @@ def top_k_correlation(
         ``(N, C, H, W)``.
     batch_size : int
         Rows per chunk: at most ``batch_size × batch_size`` similarities are held at once
-        (times the number of shifts).
+        (times the number of shifts; shifted copies are made for one chunk of rows at a time).
     device : str or torch.device, optional
         Where the products run (default: the device of ``generated``).
     dtype : torch.dtype
@@ -200,8 +105,9 @@ def top_k_correlation(
     -------
     Matches
         ``values`` ``(N, k)`` Pearson correlations, best first; ``indices`` ``(N, k)`` int64.
-        Ties go to the lowest training index (for ``k > 1`` only exact ties; for ``k = 1`` also
-        scores equal up to float rounding).
+        For ``k = 1`` the match and its value are those of a direct float64 computation, the
+        lowest training index among exact ties. For ``k > 1`` values are the ``dtype`` products
+        and exact ties of those go to the lowest training index.
 
     Examples
     --------
@@ -220,16 +126,18 @@ def top_k_correlation(
         return standardize(x.flatten(1))  # (n, D)
 
     def prepare_generated(x: torch.Tensor) -> torch.Tensor:
+        z = prepare(x).reshape(x.shape)  # a shift only permutes pixels: standardise once
         shifts = range(-max_shift, max_shift + 1)
-        rolled = [torch.roll(x, (dy, dx), dims=(-2, -1)) for dy in shifts for dx in shifts]
-        return torch.stack([prepare(r) for r in rolled])  # (S, n, D)
+        rolled = [torch.roll(z, (dy, dx), dims=(-2, -1)) for dy in shifts for dx in shifts]
+        return torch.stack(rolled).flatten(2)  # (S, n, D)
 
     def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a @ b.T) if a.ndim == 2 else torch.matmul(a, b.T).amax(dim=0)  # (b, Tc)
 
-    tol = 8 * torch.finfo(dtype).eps * g[0].numel() ** 0.5  # rounding of unit-vector products
-    return _search(g, t, prepare, score, k=k, batch_size=batch_size, device=device, dtype=dtype,
-                   tol=tol, prepare_generated=prepare_generated if max_shift else None)  # fmt: skip
+    tol = 8 * g[0].numel() ** 0.5  # rounding of unit-vector products, in units of eps
+    measure = Measure(prepare, score, _dot, tol, prepare_generated if max_shift else None)
+    m = _search(g, t, measure, k=k, batch_size=batch_size, device=device, dtype=dtype)
+    return Matches(m.values.to(dtype), m.indices)
 
 
 def max_correlation(
@@ -259,7 +167,8 @@ def max_correlation(
     -------
     Matches
         ``values`` ``(N,)`` float: the maximum correlation in [-1, 1]; ``indices`` ``(N,)``
-        int64: the training image that reaches it (lowest index on ties, up to float rounding).
+        int64: the training image that reaches it. Both as computed directly in float64 (the
+        lowest index among exact ties), whatever ``dtype`` and ``batch_size``.
 
     References
     ----------
@@ -299,7 +208,8 @@ def max_cosine(
     Returns
     -------
     Matches
-        ``values`` ``(N,)`` cosine similarities in [-1, 1]; ``indices`` ``(N,)`` int64.
+        ``values`` ``(N,)`` cosine similarities in [-1, 1]; ``indices`` ``(N,)`` int64. As in
+        :func:`max_correlation`, re-scored in float64; the lowest index among exact ties.
 
     References
     ----------
@@ -315,10 +225,9 @@ def max_cosine(
     """
     g, t = _check_pair(generated_features, training_features)
     flat = lambda x: _unit(x.flatten(1))  # noqa: E731
-    tol = 8 * torch.finfo(dtype).eps * g[0].numel() ** 0.5
-    m = _search(g, t, flat, lambda a, b: a @ b.T, k=1, batch_size=batch_size, device=device,
-                dtype=dtype, tol=tol)  # fmt: skip
-    return Matches(m.values[:, 0], m.indices[:, 0])
+    measure = Measure(flat, lambda a, b: a @ b.T, _dot, 8 * g[0].numel() ** 0.5)
+    m = _search(g, t, measure, k=1, batch_size=batch_size, device=device, dtype=dtype)
+    return Matches(m.values[:, 0].to(dtype), m.indices[:, 0])
 
 
 def min_tiled_l2(
@@ -352,6 +261,8 @@ def min_tiled_l2(
     -------
     Matches
         ``values`` ``(N,)`` distances ≥ 0 (smaller = more similar); ``indices`` ``(N,)`` int64.
+        As in :func:`max_correlation`, re-scored in float64 (an exact copy is at distance 0);
+        the lowest index among exact ties.
 
     References
     ----------
@@ -385,18 +296,21 @@ def min_tiled_l2(
         d2 = a[..., -1:] + b[..., -1].unsqueeze(1) - 2 * cross
         return -d2.amax(dim=0).clamp_min(0)  # higher is better: minus the worst tile
 
+    def pair_score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        diff = a[..., :-1] - b[..., :-1]  # (g², P, d): the tiles, directly
+        return -(diff * diff).sum(-1).amax(dim=0)
+
     peak = max(float(g.abs().max()), float(t.abs().max())) ** 2 * tile_dim  # largest ‖tile‖²
-    tol = 16 * torch.finfo(dtype).eps * tile_dim**0.5 * peak
-    m = _search(g, t, prepare, score, k=1, batch_size=batch_size, device=device, dtype=dtype,
-                tol=tol)  # fmt: skip
-    return Matches(torch.sqrt(-m.values[:, 0] / tile_dim), m.indices[:, 0])
+    measure = Measure(prepare, score, pair_score, 16 * tile_dim**0.5 * peak)
+    m = _search(g, t, measure, k=1, batch_size=batch_size, device=device, dtype=dtype)
+    return Matches(torch.sqrt(-m.values[:, 0] / tile_dim).to(dtype), m.indices[:, 0])
 
 
 _REPORT = ("calibrated_threshold", "memorization_rate", "plant_copies", "top_pairs")
 
 
 def __getattr__(name: str):
-    """Rates, thresholds, top pairs and planted copies live in :mod:`helpers.memorization_report`."""
+    """Rates, thresholds, top pairs, planted copies: in :mod:`helpers.memorization_report`."""
     if name in _REPORT:
         from . import memorization_report
 

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .memorization import ArrayLike, _check_pair
+from .memorization_search import ArrayLike, _check_pair
 
 if TYPE_CHECKING:
-    from .memorization import Matches
+    from .memorization_search import Matches
 
 __all__ = ["calibrated_threshold", "memorization_rate", "plant_copies", "top_pairs"]
 
@@ -137,13 +137,18 @@ def top_pairs(
         Output of :func:`max_correlation`, :func:`max_cosine` (``largest=True``) or
         :func:`min_tiled_l2` (``largest=False``).
     k : int
-        Number of pairs (at most the number of generated images).
+        Number of pairs, ``k ≥ 0``; a ``k`` above the number of generated images gives all.
     largest : bool
         Whether larger values mean more similar.
 
     Returns
     -------
     list of (generated_index, training_index, value)
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``k`` is not an int, or is negative.
 
     Examples
     --------
@@ -152,6 +157,10 @@ def top_pairs(
     >>> top_pairs(Matches(torch.tensor([0.2, 0.9, 0.5]), torch.tensor([4, 0, 7])), 2)
     [(1, 0, 0.9), (2, 7, 0.5)]
     """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k must be an int ≥ 0 (the number of pairs), got {type(k).__name__} {k!r}")
+    if k < 0:
+        raise ValueError(f"k must be an int ≥ 0 (the number of pairs), got {k}")
     values = matches.values.reshape(matches.values.shape[0], -1)[:, 0].double()
     indices = matches.indices.reshape(matches.indices.shape[0], -1)[:, 0]
     k = min(int(k), values.shape[0])

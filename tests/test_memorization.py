@@ -191,3 +191,157 @@ def test_cuda_matches_cpu():
     assert torch.equal(gpu.indices, cpu.indices)
     l2_cpu, l2_gpu = M.min_tiled_l2(gen, train), M.min_tiled_l2(gen, train, device="cuda")
     np.testing.assert_allclose(l2_gpu.values.numpy(), l2_cpu.values.numpy(), atol=1e-4)
+
+
+def _near_duplicate_set(seed: int = 11) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """64×64 queries; for each, a near-duplicate at a lower index than its exact copy."""
+    g = torch.Generator().manual_seed(seed)
+    x = 0.05 + 0.9 * torch.rand(3, 1, 64, 64, generator=g)
+    noise = torch.randn(3, 1, 64, 64, generator=g)
+    train = torch.rand(40, 1, 64, 64, generator=g)
+    train[[0, 5, 17]] = x + 0.0025 * noise  # near-duplicates: well inside the float32 tolerance
+    train[[1, 30, 18]] = x  # the exact copies come later (same chunk, other chunks)
+    return x, train, torch.tensor([1, 30, 18])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 16, 1024])
+def test_exact_copy_beats_an_earlier_near_duplicate(batch_size):
+    x, train, copies = _near_duplicate_set()
+    kw = {"batch_size": batch_size}
+    values, indices = M.max_correlation(x, train, **kw)
+    assert torch.equal(indices, copies)
+    np.testing.assert_allclose(values.numpy(), 1.0, atol=1e-7)
+    values, indices = M.max_correlation(x, train, max_shift=1, **kw)
+    assert torch.equal(indices, copies)
+    values, indices = M.max_cosine(x.flatten(1), train.flatten(1), **kw)
+    assert torch.equal(indices, copies)
+    np.testing.assert_allclose(values.numpy(), 1.0, atol=1e-7)
+    values, indices = M.min_tiled_l2(x, train, **kw)
+    assert torch.equal(indices, copies)
+    assert values.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_offset_near_duplicate_does_not_hide_the_copy_under_tiled_l2():
+    g = torch.Generator().manual_seed(12)
+    x = 0.9 * torch.rand(1, 1, 64, 64, generator=g)
+    train = torch.cat([x + 0.004, x, torch.rand(5, 1, 64, 64, generator=g)])
+    values, indices = M.min_tiled_l2(x, train)
+    assert indices.tolist() == [1] and values.tolist() == [0.0]
+    values, indices = M.min_tiled_l2(x + 0.003, train)  # now the near-duplicate is closer
+    assert indices.tolist() == [0]
+    np.testing.assert_allclose(values.numpy(), 0.001, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [3, 8, 64])
+def test_values_equal_direct_float64_with_near_ties(batch_size):
+    """Near-duplicates of near-duplicates: index and value as a direct float64 computation."""
+    gen, train = _data(5, 30, seed=13, shape=(1, 16, 16))
+    g = torch.Generator().manual_seed(14)
+    for i, j in enumerate([2, 9, 14, 21, 29]):
+        train[j - 1] = gen[i] + 1e-3 * torch.randn(1, 16, 16, generator=g)
+        train[j] = gen[i] + 5e-4 * torch.randn(1, 16, 16, generator=g)
+    ref = _direct_correlation(gen.double().numpy(), train.double().numpy())
+    m64 = M.max_correlation(gen, train, batch_size=batch_size, dtype=torch.float64)
+    m32 = M.max_correlation(gen, train, batch_size=batch_size)
+    for _, indices in (m32, m64):
+        np.testing.assert_array_equal(indices.numpy(), ref.argmax(1))
+    np.testing.assert_allclose(m32.values.numpy(), ref.max(1), rtol=1e-7)
+    np.testing.assert_allclose(m64.values.numpy(), ref.max(1), rtol=1e-13)
+    ref_l2 = _direct_tiled_l2(gen.double().numpy(), train.double().numpy(), 4)
+    values, indices = M.min_tiled_l2(gen, train, batch_size=batch_size, dtype=torch.float64)
+    np.testing.assert_array_equal(indices.numpy(), ref_l2.argmin(1))
+    np.testing.assert_allclose(values.numpy(), ref_l2.min(1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [2, 5, 1024])
+def test_many_exact_copies_go_to_the_lowest_index(batch_size):
+    """More tied copies than the first pass keeps: the second pass still finds the first."""
+    gen, train = _data(3, 40, seed=15)
+    train[[4, 9, 10, 11, 22, 23, 37]] = gen[1]
+    train[3] = gen[1] + 2e-3 * torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(0))
+    _, indices = M.max_correlation(gen, train, batch_size=batch_size)
+    assert indices[1].item() == 4
+    ref = _direct_correlation(gen.double().numpy(), train.double().numpy())
+    assert indices[[0, 2]].tolist() == ref[[0, 2]].argmax(1).tolist()
+    train[2] = gen[1] + 1e-4  # a brightness change: near-duplicate under ℓ2, not a copy
+    values, indices = M.min_tiled_l2(gen, train, batch_size=batch_size)
+    assert indices[1].item() == 4 and values[1].item() == 0.0
+    ref = _direct_tiled_l2(gen.double().numpy(), train.double().numpy(), 4)
+    assert indices[[0, 2]].tolist() == ref[[0, 2]].argmin(1).tolist()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 1024])
+def test_constant_image_ties_with_every_training_image(batch_size):
+    gen, train = _data(3, 50, seed=16)
+    gen[1] = 0.4  # correlation 0 with every training image: the lowest index wins
+    values, indices = M.max_correlation(gen, train, batch_size=batch_size)
+    assert indices[1].item() == 0 and values[1].item() == 0.0
+    ref = _direct_correlation(gen[[0, 2]].double().numpy(), train.double().numpy())
+    assert indices[[0, 2]].tolist() == ref.argmax(1).tolist()
+
+
+def _direct_shifted_correlation(gen: torch.Tensor, train: torch.Tensor, shift: int) -> np.ndarray:
+    rolls = range(-shift, shift + 1)
+    per_shift = [
+        _direct_correlation(torch.roll(gen, (dy, dx), (-2, -1)).double().numpy(), train.numpy())
+        for dy in rolls
+        for dx in rolls
+    ]
+    return np.max(per_shift, axis=0)
+
+
+def test_shifted_search_equals_brute_force_and_prepares_one_chunk_at_a_time(monkeypatch):
+    gen, train = _data(9, 14, seed=17)
+    ref = _direct_shifted_correlation(gen, train.double(), 2)
+    rows, roll = [], torch.roll
+
+    def spy(x, *args, **kwargs):
+        rows.append(x.shape[0])
+        return roll(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "roll", spy)
+    values, indices = M.max_correlation(gen, train, max_shift=2, batch_size=4)
+    assert max(rows) <= 4  # shifted copies only ever made for one chunk of generated rows
+    np.testing.assert_array_equal(indices.numpy(), ref.argmax(1))
+    np.testing.assert_allclose(values.numpy(), ref.max(1), rtol=1e-6)
+    top = M.top_k_correlation(gen, train, 3, max_shift=2, batch_size=4)
+    np.testing.assert_array_equal(top.indices.numpy(), np.argsort(-ref, axis=1)[:, :3])
+
+
+def test_top_pairs_rejects_negative_or_non_integer_k():
+    m = M.Matches(torch.tensor([0.2, 0.9, 0.5]), torch.tensor([4, 0, 7]))
+    with pytest.raises(ValueError, match=r"k must be an int ≥ 0 .*got -1"):
+        M.top_pairs(m, -1)
+    with pytest.raises(TypeError, match=r"got float 2\.5"):
+        M.top_pairs(m, 2.5)
+    assert M.top_pairs(m, 0) == []
+    assert len(M.top_pairs(m, 10)) == 3  # more than there are: all pairs
+    assert M.top_pairs(m, np.int64(1)) == [(1, 0, 0.9)]
+
+
+def test_calibrated_threshold_known_values():
+    held_out = np.arange(101) / 100  # 0.00, 0.01, ..., 1.00
+    assert M.calibrated_threshold(held_out) == pytest.approx(0.99)  # the 99th percentile
+    assert M.calibrated_threshold(held_out, 0.9) == pytest.approx(0.9)
+    assert M.calibrated_threshold(held_out, 0.9, above=False) == pytest.approx(0.1)
+    assert M.calibrated_threshold(torch.tensor([0.2, 0.4]), 0.5) == pytest.approx(0.3)
+    # at most 1 − quantile of the held-out images pass their own threshold
+    th = M.calibrated_threshold(held_out, 0.95)
+    assert M.memorization_rate(held_out[held_out != th], th) <= 0.05
+    for bad in (0, 1, 1.5, -0.1, "0.9"):
+        with pytest.raises(ValueError, match="quantile must be a number in"):
+            M.calibrated_threshold(held_out, bad)
+    with pytest.raises(ValueError, match="1-D"):
+        M.calibrated_threshold(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("batch_size", [7, 1024])
+def test_many_images_each_with_many_copies(batch_size):
+    gen, train = _data(20, 30, seed=18)
+    copies = gen.repeat_interleave(6, dim=0)  # six copies of every generated image, in order
+    train = torch.cat([train[:10], copies, train[10:]])
+    first = 10 + 6 * torch.arange(20)
+    for search in (M.max_correlation, M.min_tiled_l2):
+        values, indices = search(gen, train, batch_size=batch_size)
+        assert torch.equal(indices, first)
+    assert values.abs().max().item() == 0.0
