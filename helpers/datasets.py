@@ -3,7 +3,8 @@
 Everything comes back as a :class:`Dataset` whose ``images`` are a float32 tensor
 ``(N, C, H, W)`` with values in ``[0, 1]``. Built-in sets use only data that installed packages
 ship (scikit-image, scikit-learn, nilearn) plus seeded generators, so they never touch the network
-and are the same for the same ``seed``.
+and are the same for the same ``seed``. The histology crops come from disjoint
+``region="train"`` / ``"test"`` parts of one image when asked, so held-out patches are unseen.
 
 Examples
 --------
@@ -15,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,11 +152,24 @@ def _random_patches(
 
 
 @lru_cache(maxsize=4)
-def _skimage_image(name: str) -> np.ndarray:
+def skimage_image(name: str) -> np.ndarray:
+    """One of scikit-image's bundled images as shipped, ``(H, W)`` or ``(H, W, 3)``, read-only.
+
+    ``name`` is a function of ``skimage.data`` (e.g. ``"immunohistochemistry"``). Raises
+    ValueError for an unknown name, FileNotFoundError (saying how to install it) when the image
+    is not installed and cannot be fetched offline.
+
+    >>> skimage_image("immunohistochemistry").shape
+    (512, 512, 3)
+    """
     from skimage import data
 
+    if not isinstance(name, str) or not callable(getattr(data, name, None)):
+        raise ValueError(
+            f"skimage.data has no image {name!r}; expected e.g. 'immunohistochemistry'"
+        )
     try:
-        return np.asarray(getattr(data, name)())
+        image = np.asarray(getattr(data, name)())
     except Exception as err:  # pooch raises various errors when a file is not shipped
         raise FileNotFoundError(
             f"scikit-image's {name!r} image is not installed on this machine and cannot be "
@@ -162,6 +177,32 @@ def _skimage_image(name: str) -> np.ndarray:
             f'`python -c "import skimage.data; skimage.data.download_all()"` on a machine with '
             f"network access, or choose another built-in dataset."
         ) from err
+    image.flags.writeable = False  # the cached array is shared by every caller
+    return image
+
+
+HISTOLOGY_REGIONS: dict[str, str] = {
+    "all": "whole image",
+    "train": "left ¾",
+    "test": "right ¼",
+}
+"""Regions of the immunohistochemistry image that ``load("histology", region=…)`` crops from."""
+
+
+def histology_columns(region: str = "all", width: int = 512) -> tuple[int, int]:
+    """Columns ``[start, stop)`` of a histology ``region`` (a key of :data:`HISTOLOGY_REGIONS`).
+
+    Crops from ``"train"`` (left ¾) and ``"test"`` (right ¼, 128 px) never share a pixel.
+
+    >>> histology_columns("train"), histology_columns("test")
+    ((0, 384), (384, 512))
+    """
+    if region not in HISTOLOGY_REGIONS:
+        raise ValueError(
+            f"unknown histology region {region!r}; expected one of {', '.join(HISTOLOGY_REGIONS)}"
+        )
+    split = width * 3 // 4
+    return {"all": (0, width), "train": (0, split), "test": (split, width)}[region]
 
 
 def _histology_labels(patches: np.ndarray) -> np.ndarray:
@@ -173,17 +214,21 @@ def _histology_labels(patches: np.ndarray) -> np.ndarray:
     return (positive > 0.10).astype(np.int64)
 
 
-def _histology(n, size, seed, root):
+def _histology(n, size, seed, root, region: str = "all"):
     size = _check_size(size, 32, 128, "histology")
     n = _check_n(n, 256, "histology")
+    image = skimage_image("immunohistochemistry")
+    start, stop = histology_columns(region, image.shape[1])
     rng = np.random.default_rng(seed)
-    patches = _random_patches(_skimage_image("immunohistochemistry"), n, size, rng)
+    patches = _random_patches(image[:, start:stop], n, size, rng)
     labels = torch.from_numpy(_histology_labels(patches))
     return Dataset(
         to_tensor(patches),
         labels,
         f"{n} random {size}×{size} crops (random flips and 90° rotations) of scikit-image's "
-        "immunohistochemistry image (DAB/haematoxylin); label 1 = DAB-positive patch",
+        f"immunohistochemistry image (DAB/haematoxylin; region {region!r}: {HISTOLOGY_REGIONS[region]}, columns "
+        f"{start}–{stop - 1}); "
+        "label 1 = DAB-positive patch",
         class_names=("DAB-negative", "DAB-positive"),
     )
 
@@ -231,7 +276,7 @@ def _textures(n, size, seed, root):
     patches, labels = [], []
     for label, (name, count) in enumerate(zip(TEXTURES, counts, strict=True)):
         if count:
-            patches.append(_random_patches(_skimage_image(name), count, size, rng))
+            patches.append(_random_patches(skimage_image(name), count, size, rng))
             labels += [label] * count
     order = rng.permutation(n)
     images = to_tensor(np.concatenate(patches))[order]
@@ -265,7 +310,7 @@ def _single(image_name: str, what: str) -> Callable:
     def loader(n, size, seed, root):
         if n not in (None, 1):
             raise ValueError(f"{image_name!r} is a single image: n must be 1 or None, got {n}")
-        img = to_tensor(_skimage_image(image_name))
+        img = to_tensor(skimage_image(image_name))
         size = _check_size(size, img.shape[-1], 4096, image_name)
         return Dataset(
             resize(center_square(img), size), None, f"{what} ({size}×{size}), from scikit-image"
@@ -291,6 +336,18 @@ EXTERNAL: dict[str, Callable] = {
     "mnist": external.mnist,
     "fashion_mnist": external.fashion_mnist,
 }
+
+
+def _check_options(name: str, loader: Callable, options: dict) -> None:
+    """Raise a TypeError naming the options ``loader`` does not take, and those it does."""
+    params = list(inspect.signature(loader).parameters.values())[4:]  # after n, size, seed, root
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"it takes: {', '.join(known)}" if known else "it takes no options"
+        raise TypeError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; {takes}")
 
 
 def available(*, external_too: bool = True) -> list[str]:
@@ -322,8 +379,9 @@ def load(
     root : str or Path, optional
         Folder of an external dataset (``image_folder``, ``nifti``, ``mnist``, ``fashion_mnist``).
     **options
-        Loader-specific options (e.g. ``lesion_fraction`` for ``brain``, ``channels`` for
-        ``image_folder``, ``modality`` for ``nifti``, ``train`` for ``mnist``).
+        Loader-specific options (e.g. ``region`` for ``histology``: ``"train"``, ``"test"`` or
+        ``"all"``, see :func:`histology_columns`; ``lesion_fraction`` for ``brain``;
+        ``channels`` for ``image_folder``; ``modality`` for ``nifti``; ``train`` for ``mnist``).
 
     Returns
     -------
@@ -333,19 +391,20 @@ def load(
     Raises
     ------
     ValueError
-        For an unknown name or out-of-range ``n``/``size``.
+        For an unknown name, out-of-range ``n``/``size`` or a bad option value.
+    TypeError
+        For an option the loader does not take (the message lists those it takes).
     FileNotFoundError
         When an external dataset is not found under ``root`` (the message says what to download).
     """
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
-    if name in BUILTIN:
-        if root is not None:
-            raise ValueError(f"{name!r} is built in and takes no root (got root={root!r})")
-        ds = BUILTIN[name](n, size, seed, root, **options)
-    elif name in EXTERNAL:
-        ds = EXTERNAL[name](n, size, seed, root, **options)
-    else:
+    if name not in BUILTIN and name not in EXTERNAL:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    if name in BUILTIN and root is not None:
+        raise ValueError(f"{name!r} is built in and takes no root (got root={root!r})")
+    loader = BUILTIN.get(name) or EXTERNAL[name]
+    _check_options(name, loader, options)
+    ds = loader(n, size, seed, root, **options)
     ds.name = name
     return ds

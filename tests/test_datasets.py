@@ -141,3 +141,73 @@ def test_builtins_load_without_network_namespace():
     )
     assert out.returncode == 0, out.stderr
     assert "offline ok" in out.stdout
+
+
+def _column_coded_image() -> np.ndarray:
+    """A 512×512 RGB image whose pixels encode their column: R = col mod 256, G = col // 256."""
+    cols = np.broadcast_to(np.arange(512), (512, 512))
+    image = np.zeros((512, 512, 3), dtype=np.uint8)
+    image[..., 0], image[..., 1] = cols % 256, cols // 256
+    return image
+
+
+@pytest.mark.parametrize("size", [8, 32, 128])
+def test_histology_regions_are_disjoint(monkeypatch, size):
+    monkeypatch.setattr(datasets, "skimage_image", lambda name: _column_coded_image())
+    seen = {}
+    for region in ("train", "test", "all"):
+        ds = datasets.load("histology", n=40, size=size, seed=3, region=region)
+        rgb = (ds.images * 255).round().long()  # (N, 3, H, W); flips and rotations keep values
+        seen[region] = rgb[:, 0] + 256 * rgb[:, 1]  # column index of every pixel
+        assert region in ds.description
+    train_start, train_stop = datasets.histology_columns("train")
+    test_start, test_stop = datasets.histology_columns("test")
+    assert (train_start, train_stop, test_start, test_stop) == (0, 384, 384, 512)
+    assert int(seen["train"].min()) >= 0 and int(seen["train"].max()) < 384
+    assert int(seen["test"].min()) >= 384 and int(seen["test"].max()) < 512
+    # every crop is one contiguous size-wide strip of columns inside its region
+    spans = seen["test"].flatten(1)
+    assert ((spans.max(1).values - spans.min(1).values) == size - 1).all()
+
+
+def test_histology_region_real_image_deterministic_and_default_unchanged():
+    a = datasets.load("histology", n=6, size=16, seed=5, region="test")
+    b = datasets.load("histology", n=6, size=16, seed=5, region="test")
+    c = datasets.load("histology", n=6, size=16, seed=5, region="train")
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.images, c.images)
+    default = datasets.load("histology", n=6, size=16, seed=5)
+    assert torch.equal(
+        default.images, datasets.load("histology", n=6, size=16, seed=5, region="all").images
+    )
+    # crops of the test strip are found in the right quarter of the image, never in the left ¾
+    image = torch.from_numpy(datasets.skimage_image("immunohistochemistry").copy())
+    patch = (
+        datasets.load("histology", n=1, size=16, seed=1, region="test").images[0] * 255
+    ).round()
+    windows = image.permute(2, 0, 1).float().unfold(1, 16, 1).unfold(2, 16, 1)  # (3, h, w, 16, 16)
+    found = set()
+    for k in range(4):
+        for p in (torch.rot90(patch, k, (1, 2)), torch.rot90(patch.flip(2), k, (1, 2))):
+            match = (windows == p[:, None, None]).all(-1).all(-1).all(0)  # (h, w)
+            found |= {int(col) for col in torch.nonzero(match)[:, 1]}
+    assert found and min(found) >= 384
+
+
+def test_histology_region_and_option_errors():
+    with pytest.raises(ValueError, match="region 'val'; expected one of all, train, test"):
+        datasets.load("histology", n=2, region="val")
+    with pytest.raises(TypeError, match="unknown option.* regoin .*'histology'; it takes: region"):
+        datasets.load("histology", n=2, regoin="train")
+    with pytest.raises(TypeError, match="'digits'; it takes no options"):
+        datasets.load("digits", n=2, region="train")
+    with pytest.raises(ValueError, match="size 129 is out of range"):
+        datasets.load("histology", n=1, size=129, region="test")
+
+
+def test_skimage_image_public_and_read_only():
+    image = datasets.skimage_image("immunohistochemistry")
+    assert image.shape == (512, 512, 3) and image.dtype == np.uint8
+    assert not image.flags.writeable
+    with pytest.raises(ValueError, match="no image 'nope'"):
+        datasets.skimage_image("nope")
