@@ -29,6 +29,7 @@ torch.Size([5, 16])
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ENCODERS",
     "Encoder",
+    "PretrainedEncoder",
     "SSLConfig",
     "augment",
     "embed",
@@ -68,7 +70,7 @@ class SSLConfig:
     temperature : float
         τ of the InfoNCE loss (0.1–0.5 in SimCLR).
     n_patches : int
-        Training patches drawn from the histology image.
+        Training patches drawn from the ``"train"`` region of the histology image.
     """
 
     size: int = 32
@@ -287,7 +289,11 @@ def knn_accuracy(
     float in ``[0, 1]``
     """
     if train.shape[0] != train_labels.shape[0] or test.shape[0] != test_labels.shape[0]:
-        raise ValueError("need one label per embedding")
+        raise ValueError(
+            f"need one label per embedding: got {train.shape[0]} train embeddings and "
+            f"{train_labels.shape[0]} train labels, {test.shape[0]} test embeddings and "
+            f"{test_labels.shape[0]} test labels"
+        )
     if not 1 <= k <= train.shape[0]:
         raise ValueError(f"k must be in [1, {train.shape[0]}], got {k}")
     sim = F.normalize(test.float(), dim=1) @ F.normalize(train.float(), dim=1).T  # (M, N)
@@ -297,15 +303,94 @@ def knn_accuracy(
 
 
 # ---------------------------------------------------------------------------------------------
-# registry and cache
+# pretrained encoders, registry and cache
+
+
+class PretrainedEncoder(nn.Module):
+    """A timm backbone as an encoder of ``(B, C, H, W)`` images in ``[0, 1]`` → ``(B, D)``.
+
+    Grey images are repeated to three channels, resized (antialiased bilinear) to the model's
+    input size and normalised with its pretrained mean and std, as timm's own transforms do;
+    the output is the pooled feature before any classifier. ``input_size`` ``(H, W)``, ``mean``
+    and ``std`` default to ``model.pretrained_cfg`` (224 × 224 and ImageNet's when absent).
+    """
+
+    def __init__(self, model: nn.Module, *, input_size=None, mean=None, std=None):
+        super().__init__()
+        cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+        self.model = model.eval()
+        self.size = tuple(int(v) for v in (input_size or cfg.get("input_size", (224, 224))[-2:]))
+        mean = torch.tensor(mean or cfg.get("mean", (0.485, 0.456, 0.406)), dtype=torch.float32)
+        std = torch.tensor(std or cfg.get("std", (0.229, 0.224, 0.225)), dtype=torch.float32)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
+        self.dim = int(getattr(model, "num_features", 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise ValueError(f"encoder input must be (B, 1 or 3, H, W), got {tuple(x.shape)}")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ValueError(
+                f"encoder input must be in [0, 1], got values in [{lo:.3f}, {hi:.3f}] "
+                "(diffusion samples in [-1, 1]? map them with diffusion.to_unit)"
+            )
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # grey → RGB
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(
+                x, size=self.size, mode="bilinear", align_corners=False, antialias=True
+            )
+        x = (x - self.mean) / self.std  # the pretrained normalisation
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)  # (B, D)
+
 
 ENCODERS: dict[str, str] = {
     "course-simclr": "the small CNN trained here with SimCLR (default; offline, cached under data/cache/)",
-    "dino-vits16": 'DINO ViT-S/16 (Caron et al. 2021): timm.create_model("vit_small_patch16_224.dino", pretrained=True)',
+    "dino-vits16": "DINO ViT-S/16 (Caron et al. 2021), timm weights timm/vit_small_patch16_224.dino on the Hugging Face hub",
     "CTransPath": "pathology encoder of notebook 02 (helpers.foundation_models); used by the paper at 5×",
     "UNI": "pathology encoder of notebook 02 (helpers.foundation_models), gated on the hub",
 }
 """Encoders that can produce the conditioning embeddings, and where they come from."""
+
+_DINO = "vit_small_patch16_224.dino"  # timm name; weights at huggingface.co/timm/<name>
+
+
+def _load_dino(allow_network: bool) -> PretrainedEncoder:
+    """DINO ViT-S/16 from the local Hugging Face cache, or downloaded when allowed and reachable."""
+    import timm
+    from huggingface_hub import try_to_load_from_cache
+
+    from .foundation_models import hub_reachable
+
+    repo = f"timm/{_DINO}"
+    cached = try_to_load_from_cache(repo, "model.safetensors")
+    fix = (
+        f"it needs the weights {repo} from the Hugging Face hub (https://huggingface.co/{repo}). "
+        f"On a machine with network run `python -c \"import timm; timm.create_model('{_DINO}', "
+        'pretrained=True)"` (this caches them under ~/.cache/huggingface); then it loads offline'
+    )
+    if not isinstance(cached, str) and not allow_network:
+        raise RuntimeError(f"dino-vits16 is not in the local cache and allow_network=False: {fix}")
+    if not isinstance(cached, str) and not hub_reachable():
+        raise RuntimeError(f"dino-vits16: huggingface.co is not reachable (offline?): {fix}")
+    overlay = {"file": cached} if isinstance(cached, str) else {}
+    try:
+        model = timm.create_model(
+            _DINO, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay
+        )
+    except Exception as err:  # hub and file errors come in several types
+        raise RuntimeError(
+            f"dino-vits16: loading failed ({type(err).__name__}: {err}); {fix}"
+        ) from err
+    return PretrainedEncoder(model)
+
+
+def _images_key(images: torch.Tensor) -> str:
+    """A short content hash of ``images`` (shape, dtype and values)."""
+    x = images.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{tuple(x.shape)}{x.dtype}".encode())
+    h.update(x.flatten().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:10]
 
 
 def load_encoder(
@@ -324,47 +409,56 @@ def load_encoder(
     name : str
         A key of :data:`ENCODERS`.
     images : Tensor ``(N, C, H, W)``, optional
-        Training patches for ``"course-simclr"`` (default: ``config.n_patches`` histology patches).
+        Training patches for ``"course-simclr"`` (default: ``config.n_patches`` histology patches
+        of the ``"train"`` region). The cache file is named by ``config``, ``seed`` and a hash of
+        these patches, so other patches train (and cache) another encoder.
     config : SSLConfig, optional
         Default ``SSLConfig.preset("auto")``.
     seed : int
     allow_network : bool
-        Needed for the pretrained encoders (the kit works offline by default).
+        Lets a pretrained encoder be downloaded (the kit works offline by default; weights
+        already in the local Hugging Face cache load without it).
     progress : bool
 
     Returns
     -------
-    nn.Module mapping ``(B, C, H, W)`` in ``[0, 1]`` to ``(B, D)``, in eval mode.
+    nn.Module mapping ``(B, C, H, W)`` in ``[0, 1]`` to ``(B, D)``, in eval mode; pretrained
+    encoders come wrapped in :class:`PretrainedEncoder` (resizing and normalisation included).
+
+    Raises
+    ------
+    KeyError
+        Unknown name.
+    RuntimeError
+        A pretrained encoder that cannot be loaded here; the message says what to download, from
+        where, and how.
     """
     if name not in ENCODERS:
         raise KeyError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
     if name == "dino-vits16":
-        if not allow_network:
-            raise RuntimeError(
-                "dino-vits16 needs a download from the Hugging Face hub; pass allow_network=True"
-            )
-        import timm
-
-        return timm.create_model(
-            "vit_small_patch16_224.dino", pretrained=True, num_classes=0, dynamic_img_size=True
-        ).eval()
+        return _load_dino(allow_network).eval()
     if name != "course-simclr":
         from . import foundation_models
 
-        return foundation_models.load(name, allow_network=allow_network).eval()
+        return PretrainedEncoder(foundation_models.load(name, allow_network=allow_network)).eval()
     config = config or SSLConfig.preset("auto")
-    path = runtime.cache_dir() / f"ssl_simclr_{config.key()}_seed{seed}.safetensors"
-    enc = Encoder(3, config.width, config.dim)
+    if images is None:
+        from . import datasets
+
+        data = f"histology-train-n{config.n_patches}-s{config.size}-seed{seed + 1000}"
+        data_key = hashlib.sha256(data.encode()).hexdigest()[:10]
+    else:
+        data_key = _images_key(images)
+    path = runtime.cache_dir() / f"ssl_simclr_{config.key()}_data{data_key}_seed{seed}.safetensors"
+    enc = Encoder(3 if images is None else images.shape[1], config.width, config.dim)
     if path.exists():
         tensors, _ = checkpoint.read(path)
         enc.load_state_dict(tensors)
         logger.info("loaded SSL encoder from %s", path)
         return enc.eval()
     if images is None:
-        from . import datasets
-
         images = datasets.load(
-            "histology", n=config.n_patches, size=config.size, seed=seed + 1000
+            "histology", n=config.n_patches, size=config.size, seed=seed + 1000, region="train"
         ).images
     enc, history = train_encoder(
         images, config, seed=seed, device=runtime.detect_device(), progress=progress

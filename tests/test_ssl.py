@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import ssl
+from helpers import datasets, ssl
 
 
 def test_encoder_shapes_and_finite():
@@ -71,16 +71,98 @@ def test_config_validation_and_presets():
         ssl.SSLConfig(steps=0)
 
 
+def test_knn_label_count_mismatch_names_sizes():
+    with pytest.raises(ValueError, match="got 4 train embeddings and 3 train labels"):
+        ssl.knn_accuracy(
+            torch.rand(4, 2),
+            torch.zeros(3, dtype=torch.long),
+            torch.rand(2, 2),
+            torch.zeros(2, dtype=torch.long),
+        )
+
+
 def test_train_and_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     cfg = ssl.SSLConfig(size=8, width=4, dim=8, steps=2, batch_size=8, n_patches=16)
-    x = torch.rand(16, 3, 8, 8)
+    x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     enc = ssl.load_encoder(config=cfg, images=x, progress=False)
-    files = list(tmp_path.glob("ssl_simclr_*.safetensors"))
+    files = set(tmp_path.glob("ssl_simclr_*.safetensors"))
     assert len(files) == 1
-    again = ssl.load_encoder(config=cfg, images=None, progress=False)  # read back, no training
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("retrained although the same patches are cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(ssl, "train_encoder", no_training)
+        again = ssl.load_encoder(config=cfg, images=x.clone(), progress=False)  # cache hit
     assert torch.equal(ssl.embed(enc, x), ssl.embed(again, x))
+    other = ssl.load_encoder(config=cfg, images=x.flip(0) * 0.5, progress=False)  # other patches
+    assert len(set(tmp_path.glob("ssl_simclr_*.safetensors"))) == 2
+    assert not torch.equal(ssl.embed(enc, x), ssl.embed(other, x))
+    # the default (histology "train" region) patches are another key again, and grey patches work
+    seen = []
+    with monkeypatch.context() as m:
+        real_load = datasets.load
+        m.setattr(datasets, "load", lambda *a, **k: seen.append(k) or real_load(*a, **k))
+        default = ssl.load_encoder(config=cfg, progress=False)
+    assert seen and seen[0]["region"] == "train"  # never trained on the held-out strip
+    assert default.in_channels == 3 and len(set(tmp_path.glob("ssl_simclr_*.safetensors"))) == 3
+    grey = ssl.load_encoder(config=cfg, images=x[:, :1], progress=False)
+    assert ssl.embed(grey, x[:, :1]).shape == (16, 8)
+    assert ssl.load_encoder(config=cfg, images=x[:, :1], progress=False).in_channels == 1
     with pytest.raises(KeyError, match="unknown encoder"):
         ssl.load_encoder("nope")
-    with pytest.raises(RuntimeError, match="allow_network"):
+
+
+def test_pretrained_wrapper_resizes_normalises_and_pools():
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("test_vit", pretrained=False, num_classes=0)  # no network
+    assert model.pretrained_cfg["input_size"][-2:] == (160, 160)
+    enc = ssl.PretrainedEncoder(model)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    out = enc(x)
+    assert out.shape == (2, model.num_features) and enc.dim == model.num_features
+    big = F.interpolate(x, size=(160, 160), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(model.pretrained_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.pretrained_cfg["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features((big - mean) / std), pre_logits=True)
+        assert torch.allclose(enc(x), expected, atol=1e-5)
+        grey = torch.rand(2, 1, 40, 40)
+        assert torch.allclose(enc(grey), enc(grey.repeat(1, 3, 1, 1)), atol=1e-6)
+    assert ssl.embed(enc, x).shape == (2, model.num_features)
+    with pytest.raises(ValueError, match=r"in \[0, 1\], got values in \[-1"):
+        enc(x * 2 - 1 - 1e-2)
+    with pytest.raises(ValueError, match=r"\(B, 1 or 3, H, W\), got \(2, 2, 32, 32\)"):
+        enc(torch.rand(2, 2, 32, 32))
+
+
+def test_pretrained_offline_messages_and_local_cache(tmp_path, monkeypatch):
+    timm = pytest.importorskip("timm")
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from safetensors.torch import save_file
+
+    from helpers import foundation_models
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(foundation_models, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(RuntimeError, match="allow_network=False.*timm/vit_small_patch16_224.dino"):
         ssl.load_encoder("dino-vits16")
+    with pytest.raises(
+        RuntimeError, match="not reachable.*huggingface.co/timm/vit_small_patch16_224.dino"
+    ):
+        ssl.load_encoder("dino-vits16", allow_network=True)
+    with pytest.raises(RuntimeError, match="allow_network"):  # foundation_models' own message
+        ssl.load_encoder("UNI")
+    # weights already in the local hub cache load offline, wrapped
+    torch.manual_seed(0)
+    model = timm.create_model("vit_small_patch16_224.dino", pretrained=False, num_classes=0)
+    weights = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: str(weights))
+    enc = ssl.load_encoder("dino-vits16")
+    assert isinstance(enc, ssl.PretrainedEncoder) and enc.size == (224, 224)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in enc.model.state_dict().items())
+    x = torch.rand(1, 3, 32, 32)
+    assert ssl.embed(enc, x).shape == (1, 384)
