@@ -26,6 +26,8 @@ Examples
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -119,7 +121,15 @@ def overlap_weights(
     for top, left in positions:
         count[top : top + window, left : left + window] += 1
     if bool((count == 0).any()):
-        raise ValueError("some pixels are covered by no window")
+        row, col = torch.nonzero(count == 0)[0].tolist()
+        tops, lefts = sorted({t for t, _ in positions}), sorted({c for _, c in positions})
+        strides = sorted({b - a for seq in (tops, lefts) for a, b in pairwise(seq)})
+        raise ValueError(
+            f"{int((count == 0).sum())} pixels of the {height}×{width} canvas are covered by no "
+            f"window (first at row {row}, column {col}): {len(positions)} windows of {window} px "
+            f"at stride {', '.join(map(str, strides)) or 'none'}; need stride ≤ window and windows "
+            "that reach every edge, as window_positions gives"
+        )
     w = torch.zeros(len(positions), height, width)
     for n, (top, left) in enumerate(positions):
         w[n, top : top + window, left : left + window] = (
@@ -242,35 +252,48 @@ def sample_large(
     return x[0]
 
 
-def seam_ratio(image: torch.Tensor, tile: int) -> float:
-    """Gradient energy across tile borders relative to the interior (≈ 1: no visible seams).
+def seam_ratio(image: torch.Tensor, tile: int, *, offset: int = 0) -> float:
+    """Gradient energy across borders relative to the interior (≈ 1: no visible seams).
 
     Mean squared difference of horizontally/vertically adjacent pixel pairs that straddle a
-    border between ``tile × tile`` cells, divided by the same mean over all other pairs.
+    border, divided by the same mean over all other pairs. Borders lie at ``offset + k·tile``
+    pixels (k = 0, 1, …) inside the image: ``tile = P`` measures the borders of naive ``P``-pixel
+    tiles; windows at stride ``P/2`` also have borders at odd multiples of ``P/2``, measured by
+    ``tile = P, offset = P // 2`` (or all of them at once by ``tile = P // 2``).
 
     Parameters
     ----------
     image : Tensor ``(C, H, W)``
     tile : int
+        Spacing of the borders in pixels.
+    offset : int
+        Position of the first border, ``0 ≤ offset < tile`` (0: the image edge, not counted).
 
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> img = torch.zeros(1, 16, 16); img[:, :, 8:] = 1  # one step edge at column 8
+    >>> seam_ratio(img, 8) > 1e6, seam_ratio(img, 8, offset=4)
+    (True, 0.0)
     """
-    if (
-        image.ndim != 3
-        or image.shape[1] % tile
-        or image.shape[2] % tile
-        or image.shape[1] == tile
-        and image.shape[2] == tile
-    ):
-        raise ValueError(
-            f"need a (C, H, W) image made of at least two {tile}-pixel tiles, got {tuple(image.shape)}"
-        )
+    if not isinstance(tile, int) or tile < 1 or not isinstance(offset, int):
+        raise ValueError(f"tile must be a positive int and offset an int, got {tile!r}, {offset!r}")
+    if not 0 <= offset < tile:
+        raise ValueError(f"offset must be in [0, {tile}) for tile {tile}, got {offset}")
+    if image.ndim != 3:
+        raise ValueError(f"image must be (C, H, W), got {tuple(image.shape)}")
     dy = (image[:, 1:] - image[:, :-1]).pow(2).mean(0)  # (H−1, W): pair (i, i+1)
     dx = (image[:, :, 1:] - image[:, :, :-1]).pow(2).mean(0)  # (H, W−1)
-    border_y = (torch.arange(image.shape[1] - 1) + 1) % tile == 0
-    border_x = (torch.arange(image.shape[2] - 1) + 1) % tile == 0
+    border_y = (torch.arange(1, image.shape[1]) - offset) % tile == 0  # pair straddles a border
+    border_x = (torch.arange(1, image.shape[2]) - offset) % tile == 0
+    if not (border_y.any() or border_x.any()) or (border_y.all() and border_x.all()):
+        raise ValueError(
+            f"need an image with borders at {offset} + k·{tile} pixels inside it and pixel pairs "
+            f"between them, got {tuple(image.shape)}"
+        )
     seam = torch.cat([dy[border_y].flatten(), dx[:, border_x].flatten()])
     inner = torch.cat([dy[~border_y].flatten(), dx[:, ~border_x].flatten()])
     return float(seam.mean() / inner.mean().clamp_min(1e-12))

@@ -113,3 +113,23 @@ def test_seam_ratio():
     assert 0.5 < large_image.seam_ratio(noise, 8) < 2
     with pytest.raises(ValueError):
         large_image.seam_ratio(torch.rand(1, 8, 8), 8)
+
+
+def test_seam_ratio_offset_measures_half_window_borders():
+    img = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.01
+    img[:, :, 12:] += 1.0  # a step at column 12: an odd multiple of 4, not a multiple of 8
+    assert (
+        large_image.seam_ratio(img, 8) < 0.1
+    )  # tile borders at 8, 16, 24 miss it (interior has it)
+    assert large_image.seam_ratio(img, 8, offset=4) > 10  # borders at 4, 12, 20, 28 find it
+    assert large_image.seam_ratio(img, 4) > 5  # every half-tile border at once
+    with pytest.raises(ValueError, match=r"offset must be in \[0, 8\) for tile 8, got 8"):
+        large_image.seam_ratio(img, 8, offset=8)
+    with pytest.raises(ValueError, match=r"\(C, H, W\), got \(32, 32\)"):
+        large_image.seam_ratio(img[0], 8)
+
+
+def test_overlap_weights_gap_message_names_canvas_window_and_stride():
+    positions = [(0, 0), (0, 24), (24, 0), (24, 24)]
+    with pytest.raises(ValueError, match=r"40×40 canvas .* 4 windows of 16 px at stride 24"):
+        large_image.overlap_weights(40, 40, positions, 16)
