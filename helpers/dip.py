@@ -142,7 +142,7 @@ class DIPConfig:
                 scales=4,
                 channels=32,
                 iters_fig2=400,
-                iters_denoise=2000,
+                iters_denoise=1500,
                 iters_sr=600,
                 iters_inpaint=600,
                 fig2_size=64,
