@@ -411,7 +411,8 @@ def load_encoder(
     images : Tensor ``(N, C, H, W)``, optional
         Training patches for ``"course-simclr"`` (default: ``config.n_patches`` histology patches
         of the ``"train"`` region). The cache file is named by ``config``, ``seed`` and a hash of
-        these patches, so other patches train (and cache) another encoder.
+        these patches (of their recipe for the default ones), so other patches train (and cache)
+        another encoder.
     config : SSLConfig, optional
         Default ``SSLConfig.preset("auto")``.
     seed : int
@@ -442,10 +443,11 @@ def load_encoder(
 
         return PretrainedEncoder(foundation_models.load(name, allow_network=allow_network)).eval()
     config = config or SSLConfig.preset("auto")
-    if images is None:
+    if images is None:  # the default patches are named by their recipe, not hashed
         from . import datasets
 
-        data = f"histology-train-n{config.n_patches}-s{config.size}-seed{seed + 1000}"
+        recipe = dict(n=config.n_patches, size=config.size, seed=seed + 1000, region="train")
+        data = "histology-{region}-n{n}-s{size}-seed{seed}".format(**recipe)
         data_key = hashlib.sha256(data.encode()).hexdigest()[:10]
     else:
         data_key = _images_key(images)
@@ -457,9 +459,7 @@ def load_encoder(
         logger.info("loaded SSL encoder from %s", path)
         return enc.eval()
     if images is None:
-        images = datasets.load(
-            "histology", n=config.n_patches, size=config.size, seed=seed + 1000, region="train"
-        ).images
+        images = datasets.load("histology", **recipe).images
     enc, history = train_encoder(
         images, config, seed=seed, device=runtime.detect_device(), progress=progress
     )
