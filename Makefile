@@ -33,14 +33,14 @@ figures: $(STAMP)
 # are what the figure-map test then checks.
 test: $(STAMP)
 	rm -rf build/test
-	COURSE_PROFILE=smoke COURSE_BUILD_DIR=$(CURDIR)/build/test MPLBACKEND=Agg $(PY) -m pytest notebooks tests helpers \
+	COURSE_PROFILE=smoke COURSE_STATIC_WIDGETS=1 COURSE_BUILD_DIR=$(CURDIR)/build/test MPLBACKEND=Agg $(PY) -m pytest notebooks tests helpers \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=600 --doctest-modules -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest tests helpers --doctest-modules $(PYTEST_ARGS)
 
 test-notebooks: $(STAMP)
-	COURSE_PROFILE=smoke MPLBACKEND=Agg $(PY) -m pytest notebooks --nbval-lax --nbval-current-env \
+	COURSE_PROFILE=smoke COURSE_STATIC_WIDGETS=1 MPLBACKEND=Agg $(PY) -m pytest notebooks --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 
 site: $(STAMP)

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from helpers import conditioned, diffusion, large_image, runtime
+from helpers import diffusion, large_image, runtime, unet
 
 
 def _time(fn, repeats: int) -> float:
@@ -43,11 +43,16 @@ def main() -> None:
     if args.quick:
         args.grid, args.patch, args.steps = 3, 16, 4
     device = runtime.detect_device()
-    torch.manual_seed(0)
     net = (
-        conditioned.CrossAttnUNet(
-            3, cond_dim=64, tokens=4, base_channels=16, channel_mults=(1, 2, 2)
-        )
+        unet.UNet(
+            3,
+            cond_dim=64,
+            cond_mode="cross_attention",
+            context_tokens=4,
+            base_channels=16,
+            channel_mults=(1, 2, 2),
+            seed=0,
+        )  # fmt: skip
         .to(device)
         .eval()
     )

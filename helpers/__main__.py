@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from . import course
+from .course import doctor, runner
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("papermill").setLevel(logging.WARNING)
 
     if args.command == "doctor":
-        checks = course.doctor()
+        checks = doctor.doctor()
         for c in checks:
             mark = "ok  " if c.ok else "FAIL"
             print(
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if bad else 0
 
     if args.command == "site":
-        from . import site
+        from .course import website
 
         try:
-            index = site.build_site(args.out, notebooks_from=args.notebooks_from)
+            index = website.build_site(args.out, notebooks_from=args.notebooks_from)
         except (RuntimeError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     in_place = args.command == "refresh"
     try:
-        report = course.run_notebooks(
+        report = runner.run_notebooks(
             args.profile,
             only=args.only,
             out=None if in_place else args.out,

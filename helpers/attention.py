@@ -95,7 +95,7 @@ def score_bytes(
     return batch * heads * n_tokens * n_tokens * itemsize
 
 
-def _check_branches(
+def check_branches(
     segment_lengths: Sequence[int], dilation_rates: Sequence[int]
 ) -> list[tuple[int, int]]:
     ws, rs = list(segment_lengths), list(dilation_rates)
@@ -193,7 +193,7 @@ def dilated_attention(
         raise ValueError(
             f"dilated attention is self-attention: q has {q.shape[2]} tokens, k {k.shape[2]}"
         )
-    branches = _check_branches(segment_lengths, dilation_rates)
+    branches = check_branches(segment_lengths, dilation_rates)
     outs, lses = zip(*(_branch(q, k, v, w, r) for w, r in branches), strict=True)
     lse = torch.stack(lses)  # (n_branches, B, H, N)
     covered = torch.isfinite(lse).any(dim=0, keepdim=True)
@@ -214,7 +214,7 @@ def dilated_score_bytes(
     """Bytes of the score blocks dilated attention materialises: ``Σ B·H·(N/w)·(w/r)²`` (analytic)."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     total = 0
-    for w, r in _check_branches(segment_lengths, dilation_rates):
+    for w, r in check_branches(segment_lengths, dilation_rates):
         w = min(w, math.ceil(n_tokens / r) * r)
         total += math.ceil(n_tokens / w) * (w // r) ** 2
     return batch * heads * total * itemsize

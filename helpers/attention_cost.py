@@ -30,12 +30,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import attention
+from .runtime import Presets
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class AttentionCostConfig:
+class AttentionCostConfig(Presets):
     """What to measure, one preset per profile.
 
     Attributes
@@ -70,7 +71,7 @@ class AttentionCostConfig:
                 f"heads, head_dim, repeats must be ≥ 1 and warmup ≥ 0, got heads={self.heads}, "
                 f"head_dim={self.head_dim}, repeats={self.repeats}, warmup={self.warmup}"
             )
-        attention._check_branches(self.segment_lengths, self.dilation_rates)
+        attention.check_branches(self.segment_lengths, self.dilation_rates)
         unknown = set(self.methods) - set(METHODS)
         if unknown:
             raise ValueError(
@@ -78,23 +79,21 @@ class AttentionCostConfig:
             )
 
     @classmethod
-    def preset(cls, profile: str, **overrides) -> AttentionCostConfig:
-        """``smoke`` (tiny, only proves it runs), ``laptop`` (N = 2048…8192, past the cache knee), ``gpu`` (N up to 32768)."""
-        presets = {
-            "smoke": dict(
+    def presets(cls) -> dict[str, AttentionCostConfig]:
+        """``smoke`` (tiny, only proves it runs), ``laptop`` (N = 2048…8192, past the cache knee),
+        ``gpu`` (N up to 32768); use ``AttentionCostConfig.preset(profile, **overrides)``."""
+        return {
+            "smoke": cls(
                 token_counts=(256, 512, 1024),
                 segment_lengths=(64, 128),
                 dilation_rates=(1, 2),
                 repeats=2,
             ),
-            "laptop": {},
-            "gpu": dict(
+            "laptop": cls(),
+            "gpu": cls(
                 token_counts=(2048, 4096, 8192, 16384, 32768), heads=8, repeats=10, warmup=3
             ),
         }
-        if profile not in presets:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(presets)}")
-        return cls(**{**presets[profile], **overrides})
 
 
 def _dense(q, k, v, cfg):

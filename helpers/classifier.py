@@ -1,7 +1,11 @@
-"""A tiny convolutional classifier, used to check that generated images show the requested class.
+"""Image classifiers: one training loop, a tiny CNN, prediction and accuracy.
 
-Train it on real images with :func:`train_classifier`, then score samples with :func:`accuracy`
-(the share of images classified as their intended label) or :func:`predict`.
+The kit trains classifiers in several places — a judge that checks whether generated digits show
+the requested class (notebook 03), patch classifiers for data augmentation (04), the tiny ViT of
+notebook 02 — and all of them go through :func:`fit`: AdamW with cross-entropy, a learning-rate
+schedule (one-cycle, or linear warm-up then cosine decay), optional random shifts of each image,
+every random draw from one seed. :func:`train_classifier` is :func:`fit` on a :class:`SmallCNN`;
+:func:`helpers.vit.train_vit` is :func:`fit` on a ViT.
 
 Examples
 --------
@@ -15,28 +19,182 @@ True
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-__all__ = ["SmallCNN", "accuracy", "predict", "train_classifier"]
+from .runtime import detect_device, seeded
+
+__all__ = [
+    "SCHEDULES",
+    "SmallCNN",
+    "accuracy",
+    "fit",
+    "predict",
+    "random_shift",
+    "train_classifier",
+]
+
+SCHEDULES = ("onecycle", "warmup_cosine")
+"""Learning-rate schedules of :func:`fit`."""
 
 
 class SmallCNN(nn.Module):
-    """Two 3×3 conv blocks with max-pooling, global average pooling, a linear layer."""
+    """Three 3×3 conv blocks (two with max-pooling), global average pooling, a linear layer.
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32):
+    Parameters
+    ----------
+    in_channels, num_classes : int
+    width : int
+        Channels of the first block (the others have twice as many).
+    seed : int, optional
+        Initialise the weights from this seed without touching the global random state.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int = 32, *, seed: int | None = None
+    ):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        )  # fmt: skip
-        self.head = nn.Linear(2 * width, num_classes)
+        with seeded(seed):
+            self.features = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            )  # fmt: skip
+            self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3)))  # (B, num_classes)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of ``x`` ``(B, C, H, W)`` by its own random offset of up to
+    ``max_shift`` pixels in each direction (reflect padding keeps the borders natural)."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, mode="reflect")
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator)
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def _check_data(images: torch.Tensor, labels: torch.Tensor, num_classes: int | None) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(
+            f"images must be an (N, C, H, W) tensor, got {getattr(images, 'shape', type(images).__name__)}"
+        )
+    if not isinstance(labels, torch.Tensor) or labels.shape != (images.shape[0],):
+        raise ValueError(
+            f"need one label per image: images {tuple(images.shape)}, labels "
+            f"{getattr(labels, 'shape', type(labels).__name__)}"
+        )
+    if labels.dtype != torch.long:
+        raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
+    if (
+        num_classes is not None
+        and labels.numel()
+        and (labels.min() < 0 or labels.max() >= num_classes)
+    ):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got {int(labels.min())}…{int(labels.max())}"
+        )
+
+
+def fit(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 0.0,
+    schedule: str = "onecycle",
+    max_shift: int = 0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> list[float]:
+    """Train ``model`` in place to classify ``images`` with cross-entropy; the kit's one loop.
+
+    Each epoch visits the images in a fresh random order in batches; each batch is optionally
+    shifted (:func:`random_shift`), and AdamW takes one step at the scheduled learning rate.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Maps ``(B, C, H, W)`` to logits ``(B, classes)``.
+    images : Tensor ``(N, C, H, W)``
+        Inputs in the range the model will later see (e.g. ``[0, 1]``).
+    labels : Tensor ``(N,)`` int64
+    epochs, batch_size : int
+    lr, weight_decay : float
+        Peak learning rate and AdamW's decoupled weight decay (0: plain Adam).
+    schedule : {"onecycle", "warmup_cosine"}
+        ``"onecycle"``: PyTorch's ``OneCycleLR``; ``"warmup_cosine"``: linear warm-up over the
+        first 5 % of the steps, then cosine decay to 0 (as ViT training does).
+    max_shift : int
+        Random shifts of up to this many pixels (0: no augmentation).
+    seed : int
+        Seed of the order and of the shifts.
+    device : optional
+        Default: where the model is.
+    progress : bool
+        Show a progress bar with the loss.
+
+    Returns
+    -------
+    list of float
+        The mean training loss of each epoch. The model is left in eval mode.
+    """
+    _check_data(images, labels, None)
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not lr > 0 or weight_decay < 0 or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(
+            f"need lr > 0, weight_decay ≥ 0 and an int max_shift ≥ 0; got {lr}, {weight_decay}, {max_shift!r}"
+        )
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    n = images.shape[0]
+    total = epochs * math.ceil(n / batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=total)
+    else:
+        warmup = max(1, total // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt,
+            lambda s: (
+                min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+            ),
+        )
+    losses: list[float] = []
+    model.train()
+    bar = tqdm(range(epochs), disable=not progress, desc="classifier")
+    for _ in bar:
+        order = torch.randperm(n, generator=gen)
+        running = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            x = images[idx]
+            if max_shift:
+                x = random_shift(x, max_shift, gen)
+            loss = F.cross_entropy(model(x.to(device)), labels[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item() * len(idx)
+        losses.append(running / n)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    return losses
 
 
 def train_classifier(
@@ -49,15 +207,14 @@ def train_classifier(
     lr: float = 3e-3,
     augment: bool = True,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = False,
 ) -> SmallCNN:
-    """Fit :class:`SmallCNN` with Adam and cross-entropy.
+    """A :class:`SmallCNN` trained by :func:`fit` (one-cycle schedule).
 
     Parameters
     ----------
     images : Tensor ``(N, C, H, W)``
-        Inputs in the range the classifier will later see (e.g. ``[0, 1]``).
     labels : Tensor ``(N,)`` int64
     num_classes : int, optional
         Default ``labels.max() + 1``.
@@ -65,8 +222,9 @@ def train_classifier(
     augment : bool
         Random shifts of up to one pixel, which make the classifier less brittle on samples.
     seed : int
-        Seed of initialisation, shuffling and augmentation.
-    device : str or torch.device
+        Seed of initialisation, order and augmentation.
+    device : optional
+        Default :func:`helpers.runtime.detect_device`.
     progress : bool
 
     Returns
@@ -74,42 +232,18 @@ def train_classifier(
     SmallCNN
         In eval mode.
     """
-    if images.ndim != 4 or labels.shape != (images.shape[0],):
-        raise ValueError(
-            f"need images (N, C, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}"
-        )
-    if labels.dtype != torch.long:
-        raise TypeError(f"labels must be int64, got {labels.dtype}")
+    _check_data(images, labels, num_classes)
     num_classes = num_classes or int(labels.max()) + 1
-    gen = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = SmallCNN(images.shape[1], num_classes).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, lr, total_steps=epochs * -(-len(images) // batch_size)
-    )
-    x_all, y_all = images.to(device), labels.to(device)
-    net.train()
-    for _ in tqdm(range(epochs), disable=not progress, desc="classifier"):
-        order = torch.randperm(len(images), generator=gen).to(device)
-        for k in range(0, len(images), batch_size):
-            idx = order[k : k + batch_size]
-            x = x_all[idx]
-            if augment:
-                dx, dy = torch.randint(-1, 2, (2,), generator=gen).tolist()
-                x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-            loss = F.cross_entropy(net(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    net = SmallCNN(images.shape[1], num_classes, seed=seed)
+    net.to(torch.device(device) if device is not None else detect_device())
+    fit(net, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, schedule="onecycle",
+        max_shift=1 if augment else 0, seed=seed, progress=progress)  # fmt: skip
     return net.eval()
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
-    """Predicted class of each image, ``(N,)`` int64."""
+    """Predicted class of each image, ``(N,)`` int64 on the CPU (model in eval mode)."""
     device = next(model.parameters()).device
     model.eval()
     out = [

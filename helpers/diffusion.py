@@ -1,11 +1,22 @@
-"""Noise schedules, the forward process and the DDPM / DDIM reverse steps.
+"""Diffusion models as pure functions of tensors: schedules, the forward process, DDPM and DDIM
+steps, classifier-free guidance, and the whole sampling loop.
 
-The pieces of Ho et al. (2020) and Song et al. (2021) as pure functions of tensors, so that a
-notebook can write the sampling loop out itself: a schedule (β, α, ᾱ …, defined in
-:mod:`helpers.schedules`), :func:`q_sample` (the forward process, eq. 4 of DDPM), :func:`ddpm_step`
-(one ancestral step, eqs. 6–7 and 11), :func:`ddim_step` (one DDIM step, eq. 12 of DDIM), and
-``sample`` / ``guided_eps``, the whole loop with classifier-free guidance (defined in
-:mod:`helpers.sampling`). Images live in ``[-1, 1]`` (see :func:`to_signed`).
+The pieces of Ho et al. (2020) and Song et al. (2021), kept apart from any network so that a
+notebook can write the sampling loop out itself:
+
+* :class:`Schedule` (built by :func:`linear_betas` or :func:`cosine_betas`) holds β_t, α_t, ᾱ_t,
+  √ᾱ_t, √(1−ᾱ_t), the posterior variance β̃_t and the posterior-mean weights;
+* :func:`q_sample` is the forward process in closed form (DDPM eq. 4);
+* :func:`ddpm_step` is one ancestral step (eqs. 6–7 and 11), :func:`ddim_step` one DDIM step
+  (DDIM eq. 12), :func:`ddim_timesteps` the steps DDIM visits;
+* the condition conventions: :func:`null_condition` (the null label ``num_classes`` and the zero
+  vector), :func:`drop_condition` (replace a share of the batch by the null condition, as training
+  for guidance does), :func:`classifier_free_guidance` (the formula) and :func:`guided_eps` (one
+  guided prediction of a model);
+* :func:`sample`, the whole reverse process, for the notebooks after the one that writes it out.
+
+Value ranges: the process works in ``[-1, 1]`` (:func:`to_signed` maps ``[0, 1]`` images there);
+images handed back to users by :func:`sample` are in ``[0, 1]`` (:func:`to_unit`).
 
 References
 ----------
@@ -23,27 +34,192 @@ Examples
 >>> xt = diffusion.q_sample(x0, torch.tensor([0, 999]), torch.randn_like(x0), s)
 >>> tuple(xt.shape)
 (2, 1, 8, 8)
+>>> round(float(s.alpha_bars[499]), 4), round(float(diffusion.Schedule.make("cosine").alpha_bars[499]), 4)
+(0.0786, 0.4938)
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields
+
 import torch
+from torch import nn
+from tqdm.auto import tqdm
 
-from .schedules import Schedule, _check_T, cosine_betas, linear_betas
-
-# ``sample`` and ``guided_eps`` (helpers.sampling) are reachable here too, through __getattr__ below.
 __all__ = [
     "Schedule",
+    "classifier_free_guidance",
     "cosine_betas",
     "ddim_step",
     "ddim_timesteps",
     "ddpm_step",
+    "drop_condition",
+    "guided_eps",
     "linear_betas",
+    "null_condition",
     "predict_x0",
     "q_sample",
+    "sample",
     "to_signed",
     "to_unit",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# noise schedules
+
+
+def linear_betas(T: int = 1000, start: float = 1e-4, end: float = 0.02) -> torch.Tensor:
+    """The linear schedule of DDPM: β_t evenly spaced from ``start`` to ``end``.
+
+    Parameters
+    ----------
+    T : int
+        Number of diffusion steps (1000 in the paper).
+    start, end : float
+        β_1 and β_T (1e-4 and 0.02 in the paper), ``0 < start <= end < 1``.
+
+    Returns
+    -------
+    Tensor ``(T,)`` float32
+
+    Examples
+    --------
+    >>> linear_betas(1000)[[0, -1]].tolist()  # doctest: +ELLIPSIS
+    [9.99...e-05, 0.0199...]
+    """
+    _check_T(T)
+    if not 0 < start <= end < 1:
+        raise ValueError(f"need 0 < start <= end < 1, got start={start}, end={end}")
+    return torch.linspace(start, end, T, dtype=torch.float64).float()
+
+
+def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """The cosine schedule of Nichol & Dhariwal: ᾱ_t = f(t)/f(0), f(t) = cos²(((t/T + s)/(1 + s))·π/2).
+
+    β_t = 1 − ᾱ_t/ᾱ_{t−1}, capped at ``max_beta`` (as diffusers' ``"squaredcos_cap_v2"``).
+
+    Parameters
+    ----------
+    T : int
+        Number of diffusion steps.
+    s : float
+        Small offset that keeps β_1 from being tiny (0.008 in the paper).
+    max_beta : float
+        Upper bound on β_t (0.999), which avoids a singularity at t = T.
+
+    Returns
+    -------
+    Tensor ``(T,)`` float32
+    """
+    _check_T(T)
+    if s < 0 or not 0 < max_beta < 1:
+        raise ValueError(f"need s >= 0 and 0 < max_beta < 1, got s={s}, max_beta={max_beta}")
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    betas = 1 - f[1:] / f[:-1]
+    return betas.clamp(max=max_beta).float()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every per-step quantity of a noise schedule, as ``(T,)`` float32 tensors.
+
+    Build one with :meth:`make` or ``Schedule.from_betas(betas)``; index ``t`` runs over
+    ``0 … T−1`` (the paper's t = 1 … T).
+
+    Attributes
+    ----------
+    betas : β_t
+    alphas : α_t = 1 − β_t
+    alpha_bars : ᾱ_t = ∏_{s≤t} α_s
+    alpha_bars_prev : ᾱ_{t−1}, with ᾱ_{−1} = 1
+    sqrt_alpha_bars : √ᾱ_t
+    sqrt_one_minus_alpha_bars : √(1 − ᾱ_t)
+    posterior_variance : β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t)  (DDPM eq. 7)
+    posterior_mean_coef_x0, posterior_mean_coef_xt : the weights of x₀ and x_t in the posterior
+        mean μ̃_t = √ᾱ_{t−1} β_t/(1 − ᾱ_t) · x₀ + √α_t (1 − ᾱ_{t−1})/(1 − ᾱ_t) · x_t (eq. 7),
+        computed in float64 (1 − ᾱ_t in float32 loses digits at small t)
+    kind : str
+        ``"linear"``, ``"cosine"`` or ``"custom"``.
+    """
+
+    betas: torch.Tensor
+    alphas: torch.Tensor
+    alpha_bars: torch.Tensor
+    alpha_bars_prev: torch.Tensor
+    sqrt_alpha_bars: torch.Tensor
+    sqrt_one_minus_alpha_bars: torch.Tensor
+    posterior_variance: torch.Tensor
+    posterior_mean_coef_x0: torch.Tensor
+    posterior_mean_coef_xt: torch.Tensor
+    kind: str = "custom"
+
+    @classmethod
+    def from_betas(cls, betas: torch.Tensor, kind: str = "custom") -> Schedule:
+        """All quantities from β (computed in float64, stored as float32)."""
+        b = torch.as_tensor(betas, dtype=torch.float64)
+        if b.ndim != 1 or len(b) < 1:
+            raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(b.shape)}")
+        if not bool(((b > 0) & (b < 1)).all()):
+            raise ValueError(
+                f"betas must lie in (0, 1), got values from {float(b.min()):.4g} to {float(b.max()):.4g}"
+            )
+        a = 1 - b  # α_t
+        ab = torch.cumprod(a, 0)  # ᾱ_t
+        ab_prev = torch.cat([torch.ones(1, dtype=b.dtype), ab[:-1]])  # ᾱ_{t−1}
+        post = b * (1 - ab_prev) / (1 - ab)  # β̃_t
+        coef_x0 = ab_prev.sqrt() * b / (1 - ab)  # √ᾱ_{t−1} β_t / (1 − ᾱ_t)
+        coef_xt = a.sqrt() * (1 - ab_prev) / (1 - ab)  # √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t)
+        f = lambda v: v.float().contiguous()  # noqa: E731
+        return cls(
+            f(b),
+            f(a),
+            f(ab),
+            f(ab_prev),
+            f(ab.sqrt()),
+            f((1 - ab).sqrt()),
+            f(post),
+            f(coef_x0),
+            f(coef_xt),
+            kind,
+        )
+
+    @classmethod
+    def make(cls, kind: str = "linear", T: int = 1000, **options: float) -> Schedule:
+        """``Schedule.make("linear" | "cosine", T)``; ``options`` go to the β function."""
+        makers = {"linear": linear_betas, "cosine": cosine_betas}
+        if kind not in makers:
+            raise ValueError(f"unknown schedule kind {kind!r}; expected one of {sorted(makers)}")
+        return cls.from_betas(makers[kind](T, **options), kind=kind)
+
+    @property
+    def T(self) -> int:
+        """Number of diffusion steps."""
+        return int(self.betas.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.betas.device
+
+    def snr(self) -> torch.Tensor:
+        """Signal-to-noise ratio ᾱ_t / (1 − ᾱ_t), ``(T,)``."""
+        return self.alpha_bars / (1 - self.alpha_bars)
+
+    def to(self, device: str | torch.device) -> Schedule:
+        """A copy with every tensor on ``device``."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in moved.items()}
+        return Schedule(**moved)
+
+    def __repr__(self) -> str:
+        return f"Schedule(kind={self.kind!r}, T={self.T}, device={self.device})"
+
+
+def _check_T(T: int) -> None:
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+        raise ValueError(f"T must be a positive int, got {T!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +465,7 @@ def ddim_timesteps(T: int, steps: int, *, spacing: str = "leading") -> torch.Ten
 
 
 # ---------------------------------------------------------------------------------------------
-# the whole loop, for convenience (notebook 03 writes it out itself)
+# value ranges
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -302,10 +478,235 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-def __getattr__(name: str):
-    """``diffusion.sample`` and ``diffusion.guided_eps`` live in :mod:`helpers.sampling`."""
-    if name in ("sample", "guided_eps"):
-        from . import sampling
+# ---------------------------------------------------------------------------------------------
+# conditions: the null condition, condition dropping, classifier-free guidance
 
-        return getattr(sampling, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def null_condition(
+    model: nn.Module, y: torch.Tensor | None, cond: torch.Tensor | None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The unconditional inputs matching ``y`` / ``cond``: the null label and the zero vector.
+
+    The kit's convention for every conditional model: label ``model.num_classes`` is the null
+    class (one more than there are classes); the all-zero vector is the null embedding.
+
+    Returns
+    -------
+    (y_null, cond_null) : each ``None`` where the input was ``None``.
+    """
+    y_null = None if y is None else torch.full_like(y, model.num_classes)
+    cond_null = None if cond is None else torch.zeros_like(cond)
+    return y_null, cond_null
+
+
+def drop_condition(
+    model: nn.Module,
+    y: torch.Tensor | None,
+    cond: torch.Tensor | None,
+    p: float,
+    *,
+    batch: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """Replace each row's condition by the null condition with probability ``p``.
+
+    Training with ``p ≈ 0.1`` teaches one network both ε_θ(x, c) and ε_θ(x, ∅), which
+    classifier-free guidance needs (Ho & Salimans; Graikos et al. drop 10 % of embeddings).
+    ``batch`` uniform numbers are drawn from ``generator`` (on the CPU) even when there is no
+    condition, so a training loop's random stream does not depend on whether it is conditional.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Gives the null label (``model.num_classes``).
+    y : Tensor ``(B,)`` int64 or None
+    cond : Tensor ``(B, D)`` or None
+    p : float
+        In ``[0, 1]``.
+    batch : int
+        ``B``.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    (y, cond, dropped) : the conditions with dropped rows replaced; ``dropped`` ``(B,)`` bool.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"drop probability p must be in [0, 1], got {p}")
+    device = (y if y is not None else cond).device if (y is not None or cond is not None) else None
+    dropped = torch.rand(batch, generator=generator) < p
+    if device is not None:
+        dropped = dropped.to(device)
+    y_null, cond_null = null_condition(model, y, cond)
+    y = torch.where(dropped, y_null, y) if y is not None else None
+    cond = torch.where(dropped[:, None], cond_null, cond) if cond is not None else None
+    return y, cond, dropped
+
+
+def classifier_free_guidance(
+    eps_c: torch.Tensor, eps_u: torch.Tensor, guidance: float
+) -> torch.Tensor:
+    """ε̃ = (1 + w)·ε_c − w·ε_u (Ho & Salimans; Graikos et al. eq. 3).
+
+    ``w = 0`` is the plain conditional model, ``w = −1`` the unconditional one. diffusers'
+    ``guidance_scale`` is ``1 + w``.
+
+    Examples
+    --------
+    >>> classifier_free_guidance(torch.tensor([1.0]), torch.tensor([0.0]), 3.0)
+    tensor([4.])
+    """
+    if eps_c.shape != eps_u.shape:
+        raise ValueError(
+            f"eps_c and eps_u must have the same shape, got {tuple(eps_c.shape)} and {tuple(eps_u.shape)}"
+        )
+    return (1 + guidance) * eps_c - guidance * eps_u
+
+
+def guided_eps(
+    model: nn.Module, x: torch.Tensor, t: torch.Tensor, *, y=None, cond=None, guidance: float = 0.0
+) -> torch.Tensor:
+    """ε̂ of ``model`` with classifier-free guidance, :func:`classifier_free_guidance` of the
+    conditional and the null-condition predictions.
+
+    With ``guidance == 0`` or no condition this is one plain call. Otherwise the conditional and
+    unconditional halves go through the model as one batch of 2B.
+    """
+    if guidance == 0 or (y is None and cond is None):
+        return model(x, t, y=y, cond=cond)
+    y_null, cond_null = null_condition(model, y, cond)
+    cat = lambda a, b: None if a is None else torch.cat([a, b])  # noqa: E731
+    eps_c, eps_u = model(
+        torch.cat([x, x]), torch.cat([t, t]), y=cat(y, y_null), cond=cat(cond, cond_null)
+    ).chunk(2)
+    return classifier_free_guidance(eps_c, eps_u, guidance)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole loop, for the notebooks after 03 (which writes it out itself)
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module,
+    shape: tuple[int, ...],
+    *,
+    schedule: Schedule,
+    steps: int | None = None,
+    sampler: str = "ddim",
+    eta: float = 0.0,
+    y: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+    guidance: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    clip_x0: bool = True,
+    variance: str = "posterior",
+    spacing: str = "leading",
+    progress: bool = False,
+    return_trajectory: bool = False,
+    as_images: bool = True,
+):
+    """Draw samples with DDPM (ancestral, every step) or DDIM (a subset of steps).
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x, t, y=None, cond=None) -> ε̂`` (e.g. :class:`helpers.unet.UNet`).
+    shape : tuple
+        ``(B, C, H, W)`` of the result.
+    schedule : Schedule
+    steps : int, optional
+        DDIM steps (default 50); for DDPM it must be ``None`` or ``schedule.T``.
+    sampler : {"ddim", "ddpm"}
+    eta : float
+        DDIM's η (0: deterministic).
+    y : Tensor ``(B,)`` long, optional
+        Class labels. ``cond`` : Tensor ``(B, D)``, optional, a conditioning vector.
+    guidance : float
+        Classifier-free guidance weight w; ε̂ = (1 + w) ε_c − w ε_u. 0 means no guidance.
+    seed : int
+        Seed of the initial noise and of every noise draw (a CPU ``torch.Generator``).
+    device : optional
+        Default: the model's device.
+    clip_x0 : bool
+        Clamp x̂₀ to ``[-1, 1]`` at every step.
+    variance : {"posterior", "beta"}
+        DDPM only. ``spacing`` : {"leading", "trailing"}, DDIM only (see :func:`ddim_timesteps`).
+    progress : bool
+        Show a progress bar.
+    return_trajectory : bool
+        Also return the list of ``(t, x_t)`` pairs on the CPU, in the model's ``[-1, 1]`` space,
+        starting with the pure noise (t = T) and ending with the sample (t = −1 for DDIM, 0 →
+        result for DDPM).
+    as_images : bool
+        Map the result to images in ``[0, 1]`` with :func:`to_unit` (default). ``False`` returns
+        it in the model's own ``[-1, 1]`` space (e.g. for samples that are embeddings).
+
+    Returns
+    -------
+    Tensor ``(B, C, H, W)``: images in ``[0, 1]`` (``as_images=False``: the model's space), or
+    ``(samples, trajectory)``.
+
+    Examples
+    --------
+    >>> from helpers import unet
+    >>> net = unet.UNet(1, base_channels=8, channel_mults=(1,), attn_resolutions=())
+    >>> s = Schedule.make("linear", T=20)
+    >>> x = sample(net, (2, 1, 8, 8), schedule=s, steps=5)
+    >>> tuple(x.shape), bool(x.min() >= 0 and x.max() <= 1)
+    ((2, 1, 8, 8), True)
+    """
+    if sampler not in ("ddim", "ddpm"):
+        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+    if len(shape) < 3:
+        raise ValueError(f"shape must be (B, C, H, W), got {shape}")
+    if sampler == "ddpm" and steps not in (None, schedule.T):
+        raise ValueError(
+            f"DDPM visits every step: steps must be None or T={schedule.T}, got {steps}"
+        )
+    for name, c in (("y", y), ("cond", cond)):
+        if c is not None and c.shape[0] != shape[0]:
+            raise ValueError(f"{name} has {c.shape[0]} rows but shape asks for {shape[0]} samples")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    schedule = schedule.to(device)
+    y = y.to(device) if y is not None else None
+    cond = cond.to(device) if cond is not None else None
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen).to(device)
+    ts = (
+        torch.arange(schedule.T - 1, -1, -1)
+        if sampler == "ddpm"
+        else ddim_timesteps(schedule.T, steps or 50, spacing=spacing)
+    )
+    t_prevs = torch.cat([ts[1:], torch.tensor([-1])])
+    trajectory = [(schedule.T, x.cpu())] if return_trajectory else None
+    was_training = model.training
+    model.eval()
+    for t, t_prev in tqdm(
+        list(zip(ts.tolist(), t_prevs.tolist(), strict=True)), disable=not progress, desc=sampler
+    ):
+        tb = torch.full((shape[0],), t, device=device, dtype=torch.long)
+        eps = guided_eps(model, x, tb, y=y, cond=cond, guidance=guidance)
+        z = (
+            torch.randn(shape, generator=gen).to(device)
+            if (sampler == "ddpm" and t > 0) or eta > 0
+            else None
+        )
+        if sampler == "ddpm":
+            x = ddpm_step(
+                eps,
+                tb,
+                x,
+                schedule,
+                noise=z if z is not None else torch.zeros_like(x),
+                variance=variance,
+                clip_x0=clip_x0,
+            )
+        else:
+            x = ddim_step(eps, tb, t_prev, x, schedule, eta=eta, noise=z, clip_x0=clip_x0)
+        if trajectory is not None:
+            trajectory.append((t_prev, x.cpu()))
+    model.train(was_training)
+    out = to_unit(x) if as_images else x
+    return (out, trajectory) if return_trajectory else out

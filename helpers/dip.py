@@ -3,8 +3,8 @@
 A randomly initialised network ``f_θ`` is fitted to one degraded image ``x₀`` from a fixed random
 input ``z``: θ* = argmin_θ E(f_θ(z); x₀). The network fits natural structure long before it fits
 noise, so stopping early (and averaging the outputs) restores the image without training data.
-Degradations and data terms live in :mod:`helpers.dip_ops`, the loop in :mod:`helpers.dip_fit`
-(re-exported here as ``dip.fit``).
+The degradations (noise, the Lanczos downsampler, masks) are in :mod:`helpers.degradations`; this
+module holds the network, its fixed input, the data terms E(x; x₀) and the fitting loop :func:`fit`.
 
 References
 ----------
@@ -26,23 +26,40 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from . import runtime
-from .dip_fit import FitResult, fit
-from .dip_ops import psnr
+from .degradations import LanczosDownsampler, check_image
+from .metrics import mse_to_psnr
+from .runtime import Presets, seeded
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DIPConfig", "FitResult", "SkipNet", "count_parameters", "fit", "make_input", "psnr"]
+__all__ = [
+    "TASKS",
+    "DIPConfig",
+    "FitResult",
+    "SkipNet",
+    "check_task",
+    "count_parameters",
+    "data_term",
+    "fit",
+    "make_input",
+]
+
+TASKS: tuple[str, ...] = ("denoise", "super_resolution", "inpaint")
+"""The data terms :func:`data_term` knows."""
 
 
 @dataclass(frozen=True)
-class DIPConfig:
+class DIPConfig(Presets):
     """Network and fitting settings of one profile.
 
     Attributes
@@ -119,13 +136,13 @@ class DIPConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
     @classmethod
-    def preset(cls, profile: str = "auto") -> DIPConfig:
-        """The settings for ``profile`` (``"smoke"``, ``"laptop"``, ``"gpu"`` or ``"auto"``).
+    def presets(cls) -> dict[str, DIPConfig]:
+        """One preset per profile (use ``DIPConfig.preset(profile, **overrides)``).
 
         ``gpu`` is the paper's setting: 5 scales × 128 channels, 4 skip channels, 512×512 images,
         3000 denoising iterations. ``laptop`` and ``smoke`` shrink the network and the images.
         """
-        presets = {
+        return {
             "smoke": cls(
                 size=32,
                 scales=3,
@@ -160,11 +177,6 @@ class DIPConfig:
                 snapshot_every=100,
             ),
         }
-        return runtime.pick(presets, profile)
-
-    def replace(self, **changes) -> DIPConfig:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,9 +293,7 @@ class SkipNet(nn.Module):
         if min(ch) < 1:
             raise ValueError(f"channels must be ≥ 1, got {channels!r}")
         self.scales, self.in_channels, self.out_channels = scales, in_channels, out_channels
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with torch.random.fork_rng(devices=[]), seeded(seed):  # global state untouched
             deeper = None
             for i in reversed(range(scales)):  # build from the bottom up
                 c_in = in_channels if i == 0 else ch[i - 1]
@@ -364,3 +374,279 @@ def make_input(
         ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
         return torch.stack([xs, ys])[None]
     raise ValueError(f"kind must be 'noise' or 'meshgrid', got {kind!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# data terms
+
+
+def check_task(
+    task: str,
+    target: torch.Tensor,
+    *,
+    out_shape: tuple[int, ...],
+    mask: torch.Tensor | None = None,
+    factor: int | None = None,
+) -> None:
+    """Validate that ``target`` (and ``mask`` / ``factor``) fit a network output of ``out_shape``."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    check_image(target, "target")
+    _, c, h, w = out_shape
+    if target.shape[1] != c:
+        raise ValueError(f"target has {target.shape[1]} channels, the network outputs {c}")
+    if task == "super_resolution":
+        if not isinstance(factor, int) or isinstance(factor, bool) or factor < 2:
+            raise ValueError(f"super_resolution needs an int factor ≥ 2, got {factor!r}")
+        if h % factor or w % factor:
+            raise ValueError(f"output size {h}×{w} is not divisible by the factor {factor}")
+        if tuple(target.shape[-2:]) != (h // factor, w // factor):
+            raise ValueError(
+                f"low-resolution target is {tuple(target.shape[-2:])}, expected "
+                f"{(h // factor, w // factor)} (output {h}×{w} divided by {factor})"
+            )
+    elif tuple(target.shape[-2:]) != (h, w):
+        raise ValueError(f"target is {tuple(target.shape[-2:])}, the network output is {(h, w)}")
+    if task == "inpaint":
+        if mask is None:
+            raise ValueError("inpaint needs a mask (1 = known pixel)")
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+        if mask.ndim != 4 or mask.shape[0] != 1 or mask.shape[1] not in (1, c):
+            raise ValueError(f"mask must have shape (1, 1 or {c}, H, W), got {tuple(mask.shape)}")
+        if tuple(mask.shape[-2:]) != tuple(target.shape[-2:]):
+            raise ValueError(
+                f"mask is {tuple(mask.shape[-2:])}, it must match the image {tuple(target.shape[-2:])}"
+            )
+
+
+def data_term(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    task: str = "denoise",
+    *,
+    mask: torch.Tensor | None = None,
+    downsampler: nn.Module | None = None,
+) -> torch.Tensor:
+    """The energy ``E(x; x₀)`` of the paper, as a mean over pixels.
+
+    Parameters
+    ----------
+    x : Tensor ``(1, C, H, W)``
+        The network output.
+    target : Tensor
+        ``x₀``: ``(1, C, H, W)``, or ``(1, C, H/f, W/f)`` for super-resolution.
+    task : str
+        ``"denoise"`` ‖x − x₀‖², ``"super_resolution"`` ‖d(x) − x₀‖², ``"inpaint"`` ‖(x − x₀) ⊙ m‖².
+    mask : Tensor ``(1, 1 or C, H, W)``, optional
+        1 = known pixel (inpainting).
+    downsampler : nn.Module, optional
+        ``d`` (super-resolution), e.g. :class:`LanczosDownsampler`.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss.
+    """
+    if task == "denoise":
+        return F.mse_loss(x, target)
+    if task == "super_resolution":
+        if downsampler is None:
+            raise ValueError("super_resolution needs a downsampler")
+        return F.mse_loss(downsampler(x), target)
+    if task == "inpaint":
+        if mask is None:
+            raise ValueError("inpaint needs a mask")
+        return F.mse_loss(x * mask, target * mask)
+    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# the fitting loop
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns. Images are ``(1, C, H, W)`` CPU tensors.
+
+    Attributes
+    ----------
+    output, average : Tensor
+        The last raw output and the exponential average of outputs.
+    loss : list of float
+        Data term per iteration.
+    psnr, psnr_average : list of float
+        PSNR of the raw and averaged outputs against ``clean`` per iteration (empty without it).
+    best_iteration, best_psnr : int, float
+        Iteration (1-based) and PSNR of the best averaged output (``-1``, ``nan`` without ``clean``).
+    best : Tensor or None
+        The best averaged output.
+    snapshots : list of (int, Tensor)
+        ``(iteration, averaged output)`` every ``snapshot_every`` iterations.
+    seconds : float
+        Wall time of the loop.
+    """
+
+    output: torch.Tensor
+    average: torch.Tensor
+    loss: list[float]
+    psnr: list[float] = field(default_factory=list)
+    psnr_average: list[float] = field(default_factory=list)
+    best_iteration: int = -1
+    best_psnr: float = math.nan
+    best: torch.Tensor | None = None
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def fit(
+    net: nn.Module,
+    z: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    task: str = "denoise",
+    mask: torch.Tensor | None = None,
+    factor: int | None = None,
+    clean: torch.Tensor | None = None,
+    iterations: int = 3000,
+    lr: float = 0.01,
+    reg_noise_std: float = 0.0,
+    ema: float = 0.99,
+    snapshot_every: int = 0,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Fit ``net(z)`` to a degraded image with Adam: the Deep Image Prior loop.
+
+    Each iteration: ``x = net(z + N(0, reg_noise_std²))``, loss = data term, Adam step,
+    ``average = ema · average + (1 − ema) · x``.
+
+    Parameters
+    ----------
+    net : nn.Module
+        E.g. :class:`SkipNet`; trained in place (keep it in train mode, as the paper does).
+    z : Tensor ``(1, C_in, H, W)``
+        Fixed input (:func:`make_input`).
+    target : Tensor
+        ``x₀``: ``(1, C, H, W)``, or ``(1, C, H/factor, W/factor)`` for super-resolution.
+    task : str
+        ``"denoise"``, ``"super_resolution"`` or ``"inpaint"`` (see :func:`data_term`).
+    mask : Tensor ``(1, 1 or C, H, W)``, optional
+        Inpainting mask, 1 = known pixel.
+    factor : int, optional
+        Super-resolution factor (Lanczos downsampler, :class:`helpers.degradations.LanczosDownsampler`).
+    clean : Tensor ``(1, C, H, W)``, optional
+        Ground truth: PSNR of raw and averaged outputs is recorded every iteration.
+    iterations, lr, reg_noise_std, ema : int, float, float, float
+        Number of Adam steps, learning rate, jitter of ``z``, decay of the output average.
+    snapshot_every : int
+        Keep the averaged output every this many iterations (0: none).
+    generator : torch.Generator, optional
+        Seeds the jitter of ``z``.
+    device : str or torch.device, optional
+        Default: the device of the network's parameters.
+    progress : bool
+        Show a ``tqdm.auto`` progress bar.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not fit together, a mask unlike the image, or a factor that does not
+        divide the output size.
+
+    Examples
+    --------
+    >>> from helpers.dip import SkipNet, make_input
+    >>> net = SkipNet(8, 1, scales=2, channels=8, seed=0)
+    >>> z = make_input(8, (16, 16), generator=torch.Generator().manual_seed(0))
+    >>> res = fit(net, z, torch.rand(1, 1, 16, 16), iterations=5, progress=False)
+    >>> len(res.loss)
+    5
+    """
+    if not isinstance(z, torch.Tensor) or z.ndim != 4 or z.shape[0] != 1:
+        raise ValueError(
+            f"z must be a (1, C, H, W) tensor, got {getattr(z, 'shape', type(z).__name__)}"
+        )
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    if device is None:
+        device = next(net.parameters()).device
+    device = torch.device(device)
+    out_shape = (1, getattr(net, "out_channels", target.shape[1]), *z.shape[-2:])
+    check_task(task, target, out_shape=out_shape, mask=mask, factor=factor)
+    if clean is not None and tuple(clean.shape) != out_shape:
+        raise ValueError(
+            f"clean image is {tuple(clean.shape)}, expected the output shape {out_shape}"
+        )
+
+    net = net.to(device).train()
+    z, target = z.to(device), target.to(device)
+    mask = mask.to(device) if mask is not None else None
+    clean = clean.to(device) if clean is not None else None
+    down = (
+        LanczosDownsampler(factor, channels=target.shape[1]).to(device)
+        if task == "super_resolution"
+        else None
+    )
+    seed = (
+        int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        if generator is not None
+        else 0
+    )
+    gen = torch.Generator(device=device).manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    history = torch.full((iterations, 3), math.nan, device=device)  # loss, psnr, psnr of average
+    avg = best = None
+    best_value = torch.tensor(-math.inf, device=device)
+    best_step = torch.tensor(0, device=device)
+    snapshots: list[tuple[int, torch.Tensor]] = []
+    bar = tqdm(range(iterations), disable=not progress, desc=f"DIP {task}", leave=False)
+    start = time.perf_counter()
+    for i in bar:
+        z_in = z
+        if reg_noise_std > 0:
+            z_in = z + reg_noise_std * torch.randn(z.shape, generator=gen, device=device)
+        optimizer.zero_grad(set_to_none=True)
+        x = net(z_in)
+        loss = data_term(x, target, task, mask=mask, downsampler=down)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            x = x.detach()
+            avg = x.clone() if avg is None else avg.mul_(ema).add_(x, alpha=1 - ema)
+            history[i, 0] = loss.detach()
+            if clean is not None:
+                history[i, 1] = mse_to_psnr(torch.mean((x - clean) ** 2))
+                p = mse_to_psnr(torch.mean((avg - clean) ** 2))  # 0-d: no sync
+                history[i, 2] = p
+                better = p > best_value
+                best_value = torch.where(better, p, best_value)
+                best_step = torch.where(better, torch.tensor(i + 1, device=device), best_step)
+                best = avg.clone() if best is None else torch.where(better, avg, best)
+        if snapshot_every and (i + 1) % snapshot_every == 0:
+            snapshots.append((i + 1, avg.detach().cpu()))
+        if progress and (i % 50 == 0 or i == iterations - 1):
+            bar.set_postfix(loss=f"{loss.item():.2e}")
+    seconds = time.perf_counter() - start
+    hist = history.cpu()
+    result = FitResult(
+        output=x.cpu(),
+        average=avg.cpu(),
+        loss=hist[:, 0].tolist(),
+        snapshots=snapshots,
+        seconds=seconds,
+    )
+    if clean is not None:
+        result.psnr, result.psnr_average = hist[:, 1].tolist(), hist[:, 2].tolist()
+        result.best_iteration, result.best_psnr, result.best = (
+            int(best_step),
+            float(best_value),
+            best.cpu(),
+        )
+    logger.info("DIP %s: %d iterations in %.1f s", task, iterations, seconds)
+    return result

@@ -3,7 +3,7 @@
 Graikos et al. (CVPR 2024) generate large images from text with an auxiliary diffusion model that
 samples SSL embeddings given a text embedding; the image model then turns the embeddings into
 pixels. At toy scale: a small MLP denoiser over embeddings, conditioned on a class label (with a
-null label for classifier-free guidance), trained with :func:`helpers.training.train` and sampled
+null label for classifier-free guidance), trained with :func:`helpers.diffusion_training.train` and sampled
 with :func:`helpers.diffusion.sample` — an embedding is treated as a ``(D, 1, 1)`` "image".
 Prompts come from a fixed vocabulary (:data:`VOCABULARY`) that maps words to labels.
 
@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import diffusion, training
-from .unet import check_labels, timestep_embedding
+from . import diffusion, diffusion_training
+from .sinusoidal import sinusoidal_embedding
+from .unet import check_labels
 
 __all__ = ["VOCABULARY", "EmbeddingDenoiser", "EmbeddingPrior", "prompt_to_label"]
 
@@ -96,7 +97,7 @@ class EmbeddingDenoiser(nn.Module):
         if y is None:
             y = torch.full_like(t, self.num_classes, dtype=torch.long)  # the null label
         check_labels(y, x.shape[0], self.num_classes)
-        c = self.time_mlp(timestep_embedding(t, self.hidden)) + self.label_emb(y)  # (B, hidden)
+        c = self.time_mlp(sinusoidal_embedding(t, self.hidden)) + self.label_emb(y)  # (B, hidden)
         h = self.inp(x.flatten(1)) + c
         for block in self.blocks:
             h = h + block(h + c)  # residual MLP blocks
@@ -146,7 +147,7 @@ class EmbeddingPrior:
         z = (e - self.mean) / e.std(0).clamp_min(1e-6)
         self.scale = e.std(0).clamp_min(1e-6) * z.abs().max()  # z / max|z| lies in [-1, 1]
         x = ((e - self.mean) / self.scale)[:, :, None, None]  # (N, D, 1, 1)
-        result = training.train(
+        result = diffusion_training.train(
             self.net,
             x,
             schedule=self.schedule,
@@ -180,6 +181,7 @@ class EmbeddingPrior:
             guidance=guidance,
             seed=seed,
             clip_x0=True,
+            as_images=False,
         )
         e = x.flatten(1).cpu() * self.scale + self.mean
         return F.normalize(e, dim=1) if self.unit else e

@@ -16,9 +16,12 @@ Examples
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +56,34 @@ class FoundationModel:
     access: str
     timm_kwargs: tuple[tuple[str, str], ...] = ()
 
+    def create_kwargs(self) -> dict[str, Any]:
+        """:attr:`timm_kwargs` as Python values: literals (``1e-5``, ``True``) are parsed, dotted
+        names (``torch.nn.SiLU``) imported.
+
+        Examples
+        --------
+        >>> REGISTRY["UNI"].create_kwargs()
+        {'init_values': 1e-05, 'dynamic_img_size': True}
+        """
+        return {key: _value(text) for key, text in self.timm_kwargs}
+
     def how_to_load(self) -> str:
         """One line of code (or a sentence) that loads the weights."""
         if self.loader == "timm" and self.hub_id:
             extra = "".join(f", {k}={v}" for k, v in self.timm_kwargs)
             return f'timm.create_model("{self.hub_id}", pretrained=True{extra})'
         return self.access
+
+
+def _value(text: str) -> Any:
+    """A Python literal (``"1e-5"``, ``"True"``) or the object a dotted name points to."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        module, _, attr = text.rpartition(".")
+        if not module:
+            raise ValueError(f"{text!r} is neither a literal nor a dotted name") from None
+        return getattr(importlib.import_module(module), attr)
 
 
 REGISTRY: dict[str, FoundationModel] = {
@@ -211,13 +236,9 @@ def load(name: str, *, allow_network: bool = False):
             f"{name}: huggingface.co is not reachable from this machine (offline?). {m.access}."
         )
     import timm
-    import torch
 
-    kwargs = {"init_values": 1e-5, "dynamic_img_size": True} if name == "UNI" else {}
-    if name == "Virchow":
-        kwargs = {"mlp_layer": timm.layers.SwiGLUPacked, "act_layer": torch.nn.SiLU}
     try:
-        return timm.create_model(m.hub_id, pretrained=True, **kwargs)
+        return timm.create_model(m.hub_id, pretrained=True, **m.create_kwargs())
     except Exception as err:  # gated repos raise several hub error types
         raise RuntimeError(
             f"{name}: loading {m.hub_id} failed ({type(err).__name__}: {err}). It is {m.access}; "

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .diffusion import Schedule, ddim_step, ddim_timesteps, guided_eps
+from .diffusion import Schedule, ddim_step, ddim_timesteps, guided_eps, to_unit
 
 __all__ = [
     "grid_conditions",
@@ -213,7 +213,7 @@ def sample_large(
 
     Returns
     -------
-    Tensor ``(C, H, W)`` in ``[-1, 1]``
+    Tensor ``(C, H, W)``: the image, in ``[0, 1]``.
     """
     if grid.ndim != 3:
         raise ValueError(f"grid must be (rows, cols, D), got {tuple(grid.shape)}")
@@ -249,7 +249,7 @@ def sample_large(
                 )
         x = ddim_step(eps, torch.tensor([t]), t_prev, x, sched, clip_x0=True)
     model.train(was)
-    return x[0]
+    return to_unit(x[0])
 
 
 def seam_ratio(image: torch.Tensor, tile: int, *, offset: int = 0) -> float:

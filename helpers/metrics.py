@@ -1,6 +1,9 @@
-"""Image-quality and evaluation metrics: PSNR and SSIM, Fréchet distance on features, AUROC.
+"""Image-quality and evaluation metrics: PSNR and SSIM, Fréchet distance on features, AUROC,
+and the similarity of embeddings to their references.
 
-PSNR and SSIM wrap scikit-image (the reference implementation) for tensors and batches. The
+PSNR is ``10 log10(range² / MSE)`` (:func:`mse_to_psnr` is the formula, :func:`psnr` measures
+it on images, arguments ordered ``(reference, image)`` as in scikit-image, whose
+``peak_signal_noise_ratio`` it equals); SSIM wraps scikit-image for tensors and batches. The
 Fréchet distance is the formula behind FID, on any feature vectors; the matrix square root is
 taken through symmetric eigen-decompositions, which stay real and accurate where a general
 ``sqrtm`` returns complex noise for nearly singular covariances. AUROC is the Mann–Whitney rank
@@ -27,10 +30,13 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.stats import rankdata
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -60,6 +66,25 @@ def _image_pairs(reference: ArrayLike, image: ArrayLike) -> tuple[np.ndarray, np
     raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W) images, got shape {ref.shape}")
 
 
+def mse_to_psnr(mse, data_range: float = 1.0):
+    """PSNR in dB from a mean squared error: ``10 log10(data_range² / mse)``.
+
+    Works on a float, a NumPy array or a tensor (returned as the same kind; a 0-d tensor stays on
+    its device, so a training loop can log PSNR without synchronising). ``mse = 0`` gives ``inf``.
+
+    Examples
+    --------
+    >>> mse_to_psnr(0.01), mse_to_psnr(0.0)
+    (20.0, inf)
+    """
+    if isinstance(mse, torch.Tensor):
+        return 10.0 * torch.log10(data_range**2 / mse)
+    if isinstance(mse, np.ndarray):
+        with np.errstate(divide="ignore"):
+            return 10.0 * np.log10(data_range**2 / mse)
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
 def psnr(reference: ArrayLike, image: ArrayLike, *, data_range: float = 1.0) -> float | np.ndarray:
     """Peak signal-to-noise ratio ``10 log10(data_range² / MSE)`` in dB.
 
@@ -82,13 +107,8 @@ def psnr(reference: ArrayLike, image: ArrayLike, *, data_range: float = 1.0) -> 
     40.0
     """
     ref, img, batch = _image_pairs(reference, image)
-    with np.errstate(divide="ignore"):
-        out = np.array(
-            [
-                peak_signal_noise_ratio(r, i, data_range=data_range)
-                for r, i in zip(ref, img, strict=True)
-            ]
-        )
+    mse = ((ref - img) ** 2).reshape(len(ref), -1).mean(axis=1)  # (N,) in float64
+    out = mse_to_psnr(mse, data_range)
     return out if batch else float(out[0])
 
 
@@ -241,3 +261,30 @@ def auroc(labels: ArrayLike | list, scores: ArrayLike | list) -> float:
         raise ValueError(f"AUROC needs both classes, got {n_pos} positives and {n_neg} negatives")
     ranks = rankdata(s)  # average ranks for ties
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def cosine_to_reference(
+    samples: torch.Tensor, reference: torch.Tensor, others: torch.Tensor
+) -> tuple[float, float]:
+    """Mean cosine similarity of sample embeddings to their reference and to other patches.
+
+    Parameters
+    ----------
+    samples : Tensor ``(R, S, D)``
+        S sample embeddings for each of R references.
+    reference : Tensor ``(R, D)``
+    others : Tensor ``(M, D)``
+        Embeddings of random other patches.
+
+    Returns
+    -------
+    (mean cos to own reference, mean cos to the other patches); their difference is the gap.
+    """
+    if samples.ndim != 3 or reference.shape != (samples.shape[0], samples.shape[2]):
+        raise ValueError(
+            f"need samples (R, S, D) and reference (R, D), got {tuple(samples.shape)} and {tuple(reference.shape)}"
+        )
+    s = F.normalize(samples.float(), dim=-1)
+    own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
+    other = (s @ F.normalize(others.float(), dim=-1).T).mean()
+    return float(own), float(other)

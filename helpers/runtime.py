@@ -1,8 +1,24 @@
-"""Profiles, device choice, seeding, timers and where figures go.
+"""Profiles, presets, the device rule, seeding, cache paths, timers and the current run.
 
-Every notebook starts with ``run = runtime.setup(PROFILE, seed=SEED)``. The run object knows the
-resolved profile (``smoke``, ``laptop`` or ``gpu``), the device (cuda > mps > cpu) and the folder
-that :func:`helpers.plot.savefig` writes into.
+Every notebook starts with ``run = runtime.setup(PROFILE, seed=SEED, notebook="NN_name")``. The
+run knows the resolved profile (``smoke``, ``laptop`` or ``gpu``), the device, the seed, the
+folder that :func:`helpers.plot.savefig` writes into, and the results file that
+:meth:`Run.record` fills (:mod:`helpers.results`).
+
+Conventions every module follows, defined here once:
+
+* **Presets.** Each topic's settings are a frozen dataclass deriving from :class:`Presets`:
+  ``Config.preset(profile="auto", **overrides)`` picks the profile's preset (``"auto"`` resolved
+  by :func:`resolve_profile`) and replaces fields, validating again.
+* **Device.** ``device=None`` means: where the model already is, for a function handed a model;
+  :func:`detect_device` (cuda > mps > cpu) for a function that builds one.
+* **Randomness.** Functions that build or train something take ``seed: int``; functions that draw
+  one random quantity take ``generator: torch.Generator``. Neither touches the global random state
+  (:func:`seeded` initialises a network from a seed inside a forked RNG).
+* **The current run.** :func:`setup` remembers the run it makes in this module, the one piece of
+  module state of the kit: a notebook sets it up once in its second cell, and
+  :func:`helpers.plot.savefig` and :func:`current` read it back, so that every figure and result
+  of the notebook lands in that run's folders without passing ``run`` to each call.
 
 Examples
 --------
@@ -14,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import platform
@@ -21,23 +38,33 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import torch
+
+from . import results
 
 logger = logging.getLogger(__name__)
 
 PROFILES: tuple[str, ...] = ("smoke", "laptop", "gpu")
 """The concrete profiles. ``"auto"`` resolves to ``"gpu"`` with CUDA, else ``"laptop"``."""
 
+BUDGET_SECONDS: dict[str, int] = {"smoke": 60, "laptop": 360, "gpu": 600}
+"""Time budget of one notebook per profile (DESIGN: smoke ≤ 60 s and laptop ≤ 6 min on a 2-core
+CPU, gpu ≤ 10 min on one H100-class GPU)."""
+
 PROFILE_ENV = "COURSE_PROFILE"
 BUILD_ENV = "COURSE_BUILD_DIR"
 
 T = TypeVar("T")
+
+CACHE_VERSION = 2
+"""Bumped when a cached model's meaning changes without its settings changing (2: the U-Net's
+timestep embedding became :func:`helpers.sinusoidal.sinusoidal_embedding`, sines first)."""
 
 _current: Run | None = None
 
@@ -60,6 +87,34 @@ def cache_dir() -> Path:
     """Where downloads, trained encoders and checkpoints are cached: ``<project>/data/cache``."""
     env = os.environ.get("COURSE_CACHE_DIR")
     return Path(env) if env else project_root() / "data" / "cache"
+
+
+def cache_path(stem: str, *key: Any, suffix: str = ".safetensors") -> Path:
+    """Where a cached artefact named by ``stem`` and the settings ``key`` lives.
+
+    The file name is ``<stem>_<hash>.safetensors`` in :func:`cache_dir`, the hash taken over the
+    ``repr`` of ``key`` and :data:`CACHE_VERSION`: other settings, another seed or a new cache
+    version give another file, so a cache is never read for settings it was not made with.
+
+    Parameters
+    ----------
+    stem : str
+        Letters, digits, ``_`` and ``-``, e.g. ``"03_digits"``.
+    *key
+        Everything the artefact depends on (configs, seeds, data recipes); their ``repr`` must be
+        deterministic (dataclasses, numbers, strings, tuples).
+    suffix : str
+        File suffix.
+
+    Examples
+    --------
+    >>> cache_path("03_digits", 1, "a") == cache_path("03_digits", 1, "a") != cache_path("03_digits", 2, "a")
+    True
+    """
+    if not isinstance(stem, str) or not stem or not all(c.isalnum() or c in "_-" for c in stem):
+        raise ValueError(f"cache stem must be letters, digits, '_' or '-', got {stem!r}")
+    digest = hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()[:10]
+    return cache_dir() / f"{stem}_{digest}{suffix}"
 
 
 def resolve_profile(profile: str = "auto") -> str:
@@ -128,6 +183,69 @@ def pick(presets: Mapping[str, T], profile: str) -> T:
     return presets[name]
 
 
+class Presets:
+    """Mixin of the frozen settings dataclasses: ``Config.preset(profile="auto", **overrides)``.
+
+    A subclass defines :meth:`presets`, one instance per concrete profile; :meth:`preset` resolves
+    the profile, picks its instance and replaces the fields named in ``overrides`` (the dataclass
+    validates the result again in ``__post_init__``).
+    """
+
+    @classmethod
+    def presets(cls) -> dict[str, Self]:
+        """One instance per profile (``"smoke"``, ``"laptop"``, ``"gpu"``)."""
+        raise NotImplementedError(f"{cls.__name__} defines no presets")
+
+    @classmethod
+    def preset(cls, profile: str = "auto", **overrides: Any) -> Self:
+        """The settings of ``profile`` with ``overrides`` applied.
+
+        Raises
+        ------
+        TypeError
+            An override that is not a field (the message lists the fields).
+        ValueError
+            An unknown profile, or an override the dataclass rejects.
+        """
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} has no field(s) {', '.join(unknown)}; fields: {', '.join(names)}"
+            )
+        return replace(pick(cls.presets(), profile), **overrides)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)  # type: ignore[type-var]
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded, leaving the global random state as it was.
+
+    Used to initialise a network from ``seed`` (``None``: the block draws from the global state,
+    which is then advanced as usual).
+
+    Examples
+    --------
+    >>> with seeded(0):
+    ...     a = torch.rand(2)
+    >>> with seeded(0):
+    ...     b = torch.rand(2)
+    >>> torch.equal(a, b)
+    True
+    """
+    if seed is None:
+        yield
+        return
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 @dataclass(frozen=True)
 class Run:
     """What a notebook knows about the current run.
@@ -142,13 +260,78 @@ class Run:
         The seed every random source was set from.
     figure_dir : pathlib.Path
         Folder that :func:`helpers.plot.savefig` writes into.
+    notebook : str
+        Name of the notebook (``"03_ddpm_ddim"``), or ``""`` outside one.
+    results_path : pathlib.Path or None
+        The results file :meth:`record` writes (``<build>/<profile>/results/<notebook>.json``),
+        ``None`` without a notebook name.
     """
 
     profile: str
     device: torch.device
     seed: int
     figure_dir: Path
+    notebook: str = ""
+    results_path: Path | None = None
     started: float = field(default_factory=time.perf_counter)
+
+    def record(
+        self,
+        key: str,
+        value: float | int | str,
+        *,
+        label: str,
+        unit: str = "",
+        interval: tuple[float, float] | None = None,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        paper: str = "",
+        gpu: str = "",
+        fmt: str = ".3g",
+    ) -> None:
+        """Write one headline number into this notebook's results file.
+
+        See :class:`helpers.results.Result` for the fields. Recording the same ``key`` again
+        replaces the entry, so re-running a cell does not duplicate it. Without a notebook name
+        (``setup(..., notebook=None)``) nothing is written.
+
+        Examples
+        --------
+        >>> run = setup("smoke", notebook="99_demo", verbose=False)
+        >>> run.record("accuracy", 0.97, label="held-out accuracy", at_least=0.9)
+        >>> results.read(run.results_path)["results"][0].status
+        'pass'
+        """
+        result = results.Result(
+            key=key, label=label, value=value, unit=unit, interval=interval,
+            at_least=at_least, at_most=at_most, paper=paper, gpu=gpu, fmt=fmt,
+        )  # fmt: skip
+        if self.results_path is not None:
+            results.record(
+                self.results_path,
+                result,
+                header={
+                    "notebook": self.notebook,
+                    "profile": self.profile,
+                    "seed": self.seed,
+                    "device": str(self.device),
+                    "threads": torch.get_num_threads(),
+                    "torch": version("torch"),
+                },
+            )
+
+    def record_run_time(self) -> None:
+        """Record the notebook's wall time so far against its profile's budget
+        (:data:`BUDGET_SECONDS`): the last line of every notebook. A run over budget is a
+        ``warn`` in the results, never an error (machines are noisy)."""
+        self.record(
+            "run_time",
+            round(self.elapsed(), 1),
+            label="notebook run time",
+            unit="s",
+            at_most=BUDGET_SECONDS[self.profile],
+            fmt=".0f",
+        )
 
     def generator(self, offset: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A fresh ``torch.Generator`` seeded with ``seed + offset``."""
@@ -191,9 +374,10 @@ def setup(
     *,
     device: str | None = None,
     figure_dir: str | Path | None = None,
+    notebook: str | None = None,
     verbose: bool = True,
 ) -> Run:
-    """Resolve the profile, pick the device, seed everything and choose the figure folder.
+    """Resolve the profile, pick the device, seed everything and choose the output folders.
 
     Parameters
     ----------
@@ -205,6 +389,9 @@ def setup(
         Force a device (``"cpu"``, ``"cuda"``, ``"mps"``); default cuda > mps > cpu.
     figure_dir : str or Path, optional
         Where figures go; default ``<build>/<profile>/figures``.
+    notebook : str, optional
+        The notebook's name (``"03_ddpm_ddim"``): its results go to
+        ``<build>/<profile>/results/<notebook>.json``, started afresh by this call.
     verbose : bool
         Print the one-line summary (profile, device, versions).
 
@@ -218,7 +405,18 @@ def setup(
     configure_threads()
     seed_everything(seed)
     folder = Path(figure_dir) if figure_dir is not None else build_dir() / name / "figures"
-    run = Run(profile=name, device=detect_device(device), seed=seed, figure_dir=folder)
+    results_path = None
+    if notebook is not None:
+        results_path = results.path_for(build_dir() / name / "results", notebook)
+        results.reset(results_path)
+    run = Run(
+        profile=name,
+        device=detect_device(device),
+        seed=seed,
+        figure_dir=folder,
+        notebook=notebook or "",
+        results_path=results_path,
+    )
     _current = run
     if verbose:
         print(run.summary())

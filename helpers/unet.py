@@ -1,19 +1,32 @@
 """A small, readable U-Net for ε-prediction, and a wrapper around diffusers' ``UNet2DModel``.
 
-The network of DDPM (Ho et al. 2020, appendix B), scaled down: a sinusoidal time embedding, residual
-blocks that add the embedding, self-attention at low resolution, down- and up-sampling with skip
-connections. Optional conditioning: class labels (one extra index, ``num_classes``, is the *null*
-class used for classifier-free guidance) and/or a conditioning vector (all zeros is the null
-vector), both added to the time embedding.
+The network of DDPM (Ho et al. 2020, appendix B), scaled down: a sinusoidal time embedding
+(:func:`helpers.sinusoidal.sinusoidal_embedding`), residual blocks that add the embedding,
+self-attention at low resolution, down- and up-sampling with skip connections. Optional
+conditioning, with the null conditions of :func:`helpers.diffusion.null_condition`:
+
+* class labels ``y``: an embedding added to the time embedding; label ``num_classes`` is the
+  *null* class used for classifier-free guidance;
+* a conditioning vector ``cond`` (e.g. an SSL embedding; all zeros is the null vector), either
+  added to the time embedding (``cond_mode="add"``) or, as Graikos et al. (CVPR 2024) and Stable
+  Diffusion do, projected to a few context tokens that every position attends to through a
+  cross-attention layer after the residual blocks of the lower levels and the middle
+  (``cond_mode="cross_attention"``, :class:`CrossAttention`).
 
 Every model here is called as ``model(x, t, y=None, cond=None) -> ε̂`` with ``x`` ``(B, C, H, W)``
 and ``t`` ``(B,)`` integer timesteps.
+
+Note: with a single context token the softmax of cross-attention is 1 for every query, so the
+layer reduces to adding one vector per channel; several tokens let each position choose.
 
 References
 ----------
 .. [1] J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
 .. [2] O. Ronneberger, P. Fischer, T. Brox, "U-Net", MICCAI 2015.
 .. [3] J. Ho, T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 workshop.
+.. [4] R. Rombach et al., "High-Resolution Image Synthesis with Latent Diffusion Models", CVPR 2022.
+.. [5] A. Graikos et al., "Learned representation-guided diffusion models for large-image
+   generation", CVPR 2024.
 
 Examples
 --------
@@ -22,33 +35,29 @@ Examples
 >>> net = UNet(1, base_channels=16, num_classes=10)
 >>> net(torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), y=torch.tensor([0, 1, 2, 10])).shape
 torch.Size([4, 1, 16, 16])
+>>> xa = UNet(3, base_channels=16, channel_mults=(1, 2), cond_dim=16, cond_mode="cross_attention")
+>>> xa(torch.randn(2, 3, 16, 16), torch.tensor([3, 9]), cond=torch.randn(2, 16)).shape
+torch.Size([2, 3, 16, 16])
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DiffusersUNet", "UNet", "make_model", "null_condition", "timestep_embedding"]
+from .runtime import seeded
+from .sinusoidal import sinusoidal_embedding
+
+__all__ = ["COND_MODES", "CrossAttention", "DiffusersUNet", "UNet", "check_labels", "make_model"]
+
+COND_MODES = ("add", "cross_attention")
+"""How a conditioning vector enters :class:`UNet`."""
 
 
 def _groups(channels: int) -> int:
     """GroupNorm groups: the largest of 32, 16, … that divides ``channels`` with ≥ 4 channels each."""
     return next((g for g in (32, 16, 8, 4, 2) if channels % g == 0 and channels // g >= 4), 1)
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of timesteps (Transformer position encoding): ``(B,)`` → ``(B, dim)``."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half
-    )
-    args = t.float()[:, None] * freqs[None]  # (B, half)
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
-    return F.pad(emb, (0, dim % 2))  # (B, dim)
 
 
 class ResBlock(nn.Module):
@@ -100,6 +109,39 @@ class SelfAttention(nn.Module):
         return x + self.proj(out)
 
 
+class CrossAttention(nn.Module):
+    """Attention from the H·W positions of a feature map (queries) to K context tokens, residual.
+
+    Parameters
+    ----------
+    channels : int
+        Channels of the feature map. ``context_dim`` : length of a token. ``heads`` : int.
+    """
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 1):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels {channels} are not divisible by heads {heads}")
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)  # starts as the identity
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = (
+            self.q(self.norm(x)).reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
+        )  # (B, heads, HW, c)
+        k, v = (
+            self.kv(context).reshape(b, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        )  # each (B, heads, K, c)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, c)
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
 class Level(nn.Module):
     """The residual blocks (each optionally followed by attention) of one resolution."""
 
@@ -134,8 +176,19 @@ class UNet(nn.Module):
         Number of classes for label conditioning; label ``num_classes`` is the null class.
     cond_dim : int, optional
         Length of a conditioning vector (e.g. an SSL embedding); zeros are the null vector.
+    cond_mode : {"add", "cross_attention"}
+        ``"add"``: an MLP of the vector is added to the time embedding. ``"cross_attention"``: the
+        vector is mapped to ``context_tokens`` tokens ``(B, K, E)`` by one linear layer, and a
+        :class:`CrossAttention` follows every residual block of the levels in
+        ``cross_resolutions`` and the middle block.
+    context_tokens : int
+        Number of context tokens (cross-attention only; the paper uses one per embedding).
+    cross_resolutions : tuple of int, optional
+        Down-sampling factors of the levels with cross-attention (default: all but the first).
     dropout : float
         Dropout inside residual blocks. ``heads`` : int, attention heads.
+    seed : int, optional
+        Initialise the weights from this seed without touching the global random state.
 
     Examples
     --------
@@ -154,8 +207,13 @@ class UNet(nn.Module):
         attn_resolutions: tuple[int, ...] = (4,),
         num_classes: int | None = None,
         cond_dim: int | None = None,
+        *,
+        cond_mode: str = "add",
+        context_tokens: int = 4,
+        cross_resolutions: tuple[int, ...] | None = None,
         dropout: float = 0.0,
         heads: int = 1,
+        seed: int | None = None,
     ):
         super().__init__()
         if in_channels < 1 or base_channels < 1 or num_res_blocks < 1 or not channel_mults:
@@ -163,28 +221,63 @@ class UNet(nn.Module):
                 f"need in_channels, base_channels, num_res_blocks >= 1 and channel_mults non-empty, got "
                 f"{in_channels}, {base_channels}, {num_res_blocks}, {channel_mults}"
             )
+        if cond_mode not in COND_MODES:
+            raise ValueError(f"cond_mode must be one of {COND_MODES}, got {cond_mode!r}")
+        cross = cond_mode == "cross_attention"
+        if cross and (not isinstance(cond_dim, int) or cond_dim < 1):
+            raise ValueError(f"cond_mode='cross_attention' needs cond_dim ≥ 1, got {cond_dim!r}")
+        if not isinstance(context_tokens, int) or context_tokens < 1:
+            raise ValueError(f"context_tokens must be a positive int, got {context_tokens!r}")
         self.in_channels, self.out_channels = in_channels, out_channels or in_channels
-        self.num_classes, self.cond_dim = num_classes, cond_dim
+        self.num_classes, self.cond_dim, self.cond_mode = num_classes, cond_dim, cond_mode
+        self.tokens = context_tokens if cross else 0
         self.factor = 2 ** (len(channel_mults) - 1)  # inputs must be divisible by this
         emb_dim = 4 * base_channels
-        self.time_mlp = nn.Sequential(
-            nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
-        )
-        self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
-        self.cond_mlp = (
-            nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-            if cond_dim
-            else None
-        )
+        with seeded(seed):
+            self.time_mlp = nn.Sequential(
+                nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+            )
+            self.label_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+            self.cond_mlp = (
+                nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+                if cond_dim and not cross
+                else None
+            )
+            self._build_levels(in_channels, base_channels, channel_mults, num_res_blocks,
+                               attn_resolutions, emb_dim, heads, dropout)  # fmt: skip
+            levels = len(self.down)
+            if cross:  # parameter names as they were in the kit's former CrossAttnUNet
+                self.to_tokens = nn.Linear(cond_dim, context_tokens * emb_dim)  # (B, D) → (B, K·E)
+                wanted = (
+                    tuple(2**i for i in range(1, levels))
+                    if cross_resolutions is None
+                    else cross_resolutions
+                )
+                self.cross_levels = [i for i in range(levels) if 2**i in wanted]
 
+                def per_block(level: Level) -> nn.ModuleList:  # one cross-attention per block
+                    return nn.ModuleList(
+                        CrossAttention(r.conv2.out_channels, emb_dim) for r in level.res
+                    )
+
+                self.down_cross = nn.ModuleDict(
+                    {str(i): per_block(self.down[i]) for i in self.cross_levels}
+                )
+                self.up_cross = nn.ModuleDict(
+                    {str(i): per_block(self.up[levels - 1 - i]) for i in self.cross_levels}
+                )
+                self.mid_cross = CrossAttention(self.mid.res[0].conv2.out_channels, emb_dim)
+            else:
+                self.cross_levels = []
+
+    def _build_levels(
+        self, in_channels, base_channels, channel_mults, num_res_blocks, attn_resolutions,
+        emb_dim, heads, dropout,
+    ) -> None:  # fmt: skip
         chans = [base_channels * m for m in channel_mults]
         self.conv_in = nn.Conv2d(in_channels, base_channels, 3, padding=1)
-        self.down, self.downsample, skips, c = (
-            nn.ModuleList(),
-            nn.ModuleList(),
-            [base_channels],
-            base_channels,
-        )
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        skips, c = [base_channels], base_channels
         for i, ch in enumerate(chans):
             pairs = [(c if j == 0 else ch, ch) for j in range(num_res_blocks)]
             self.down.append(Level(pairs, emb_dim, 2**i in attn_resolutions, heads, dropout))
@@ -219,8 +312,11 @@ class UNet(nn.Module):
     def embed(
         self, t: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None
     ) -> torch.Tensor:
-        """Time embedding plus label and vector embeddings (``None`` means the null condition)."""
-        emb = self.time_mlp(timestep_embedding(t, self.conv_in.out_channels))  # (B, E)
+        """Time embedding plus label and (``cond_mode="add"``) vector embeddings ``(B, E)``.
+
+        ``None`` means the null condition.
+        """
+        emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels))  # (B, E)
         if self.label_emb is not None:
             y = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
             emb = emb + self.label_emb(y)
@@ -228,6 +324,21 @@ class UNet(nn.Module):
             cond = torch.zeros(t.shape[0], self.cond_dim, device=t.device) if cond is None else cond
             emb = emb + self.cond_mlp(cond.to(emb.dtype))
         return emb
+
+    def context(self, cond: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+        """Context tokens ``(B, K, E)`` of the vectors (``cond_mode="cross_attention"``; zeros
+        where ``cond`` is ``None``)."""
+        if not self.tokens:
+            raise ValueError("context tokens exist only with cond_mode='cross_attention'")
+        cond = torch.zeros(batch, self.cond_dim, device=device) if cond is None else cond
+        return self.to_tokens(cond.float()).reshape(batch, self.tokens, -1)
+
+    def _cross(self, where: str, level: int, block: int, h: torch.Tensor, ctx) -> torch.Tensor:
+        """The cross-attention after residual block ``block`` of ``level`` (if it has one)."""
+        if ctx is None or level not in self.cross_levels:
+            return h
+        layers = self.down_cross if where == "down" else self.up_cross
+        return layers[str(level)][block](h, ctx)
 
     def forward(
         self,
@@ -237,20 +348,26 @@ class UNet(nn.Module):
         cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         _check_inputs(self, x, t, y, cond)
-        emb = self.embed(t, y, cond)  # (B, E)
+        emb = self.embed(t, y, cond)  # (B, E): time, label and (mode "add") vector
+        ctx = self.context(cond, x.shape[0], x.device) if self.tokens else None  # (B, K, E)
+        levels = len(self.down)
         h = self.conv_in(x)  # (B, base, H, W)
         skips = [h]
-        for level, down in zip(self.down, self.downsample, strict=True):
-            for res, attn in zip(level.res, level.attn, strict=True):
-                h = attn(res(h, emb))
+        for i, (level, down) in enumerate(zip(self.down, self.downsample, strict=True)):
+            for j, (res, attn) in enumerate(zip(level.res, level.attn, strict=True)):
+                h = self._cross("down", i, j, attn(res(h, emb)), ctx)
                 skips.append(h)
             if not isinstance(down, nn.Identity):
                 h = down(h)  # (B, C, H/2, W/2)
                 skips.append(h)
-        h = self.mid.res[1](self.mid_attn(self.mid.res[0](h, emb)), emb)
-        for level, up in zip(self.up, self.upsample, strict=True):
-            for res, attn in zip(level.res, level.attn, strict=True):
+        h = self.mid_attn(self.mid.res[0](h, emb))
+        h = self.mid_cross(h, ctx) if ctx is not None else h
+        h = self.mid.res[1](h, emb)
+        for k, (level, up) in enumerate(zip(self.up, self.upsample, strict=True)):
+            i = levels - 1 - k  # resolution index of this up level
+            for j, (res, attn) in enumerate(zip(level.res, level.attn, strict=True)):
                 h = attn(res(torch.cat([h, skips.pop()], dim=1), emb))  # concat skip on channels
+                h = self._cross("up", i, j, h, ctx)
             h = up(h)  # (B, C, 2H, 2W) except at the top level
         return self.conv_out(F.silu(self.norm_out(h)))  # (B, out_channels, H, W)
 
@@ -287,18 +404,6 @@ def check_labels(y: torch.Tensor, batch: int, num_classes: int) -> None:
             f"y must hold labels in [0, {num_classes}] (the last is the null label), "
             f"got values from {int(y.min())} to {int(y.max())}"
         )
-
-
-def null_condition(model: nn.Module, y: torch.Tensor | None, cond: torch.Tensor | None):
-    """The unconditional inputs matching ``y`` / ``cond``: the null label and the zero vector.
-
-    Returns
-    -------
-    (y_null, cond_null) : each ``None`` where the input was ``None``.
-    """
-    y_null = None if y is None else torch.full_like(y, model.num_classes)
-    cond_null = None if cond is None else torch.zeros_like(cond)
-    return y_null, cond_null
 
 
 class DiffusersUNet(nn.Module):
@@ -369,7 +474,7 @@ def make_model(
             attn_resolutions,
             num_classes,
             cond_dim,
-            dropout,
+            dropout=dropout,
         )
     if kind != "diffusers":
         raise ValueError(f"kind must be 'unet' or 'diffusers', got {kind!r}")

@@ -1,14 +1,19 @@
-"""Vision Transformer pieces: patches as tokens, patch embedding, position embeddings, a tiny ViT.
+"""The Vision Transformer: patches as tokens, patch and position embeddings, a tiny ViT, its
+training, and where its class token looks.
 
 The three steps of a ViT (Dosovitskiy et al., 2021): (1) cut an image into ``N = HW/P²``
-patches of ``P·P·C`` values, (2) embed each linearly into ``D`` dimensions and add a position
-embedding, (3) relate the tokens with a transformer encoder; a class token collects the
-whole-image representation.
+patches of ``P·P·C`` values (:func:`patchify`), (2) embed each linearly into ``D`` dimensions
+(:class:`PatchEmbed`) and add a position embedding (learned, or the fixed 2-D sine–cosine table of
+:mod:`helpers.sinusoidal`), (3) relate the tokens with a transformer encoder (:class:`Block`); a
+class token collects the whole-image representation. :func:`train_vit` trains one with the kit's
+classifier loop; :func:`cls_attention` and :func:`attention_rollout` (Abnar & Zuidema 2020) show
+where the class token looks.
 
 References
 ----------
 Dosovitskiy, A. et al. "An Image is Worth 16x16 Words: Transformers for Image Recognition at
 Scale." ICLR 2021.
+Abnar, S. and Zuidema, W. "Quantifying Attention Flow in Transformers." ACL 2020.
 
 Examples
 --------
@@ -23,27 +28,31 @@ True
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from .attention import MultiHeadSelfAttention
-from .position import sincos_1d, sincos_2d, sincos_2d_from_coords
+from .classifier import fit
+from .runtime import Presets, detect_device, seeded
+from .sinusoidal import sincos_2d
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
+    "Block",
     "PatchEmbed",
     "TinyViT",
     "ViTConfig",
-    "Block",
+    "attention_rollout",
+    "attention_weights",
+    "cls_attention",
     "patchify",
+    "train_vit",
     "unpatchify",
-    "sincos_1d",
-    "sincos_2d",
-    "sincos_2d_from_coords",
 ]
-
-PROFILES = ("smoke", "laptop", "gpu")
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -210,7 +219,7 @@ class Block(nn.Module):
 
 
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(Presets):
     """A tiny ViT and how to train it, with one preset per profile.
 
     Attributes
@@ -265,20 +274,24 @@ class ViTConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
     @classmethod
-    def preset(cls, profile: str, **overrides) -> ViTConfig:
-        """The preset for ``"smoke"``, ``"laptop"`` or ``"gpu"``; keywords override fields."""
-        presets = {
-            "smoke": dict(epochs=2, depth=2),
-            "laptop": dict(epochs=30),
-            "gpu": dict(epochs=60, embed_dim=128, depth=6),
+    def presets(cls) -> dict[str, ViTConfig]:
+        """One preset per profile: ``smoke`` 2 blocks × 2 epochs, ``laptop`` 30 epochs, ``gpu``
+        6 blocks of width 128 × 60 epochs (use ``ViTConfig.preset(profile, **overrides)``)."""
+        return {
+            "smoke": cls(epochs=2, depth=2),
+            "laptop": cls(epochs=30),
+            "gpu": cls(epochs=60, embed_dim=128, depth=6),
         }
-        if profile not in presets:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-        return cls(**{**presets[profile], **overrides})
 
 
 class TinyViT(nn.Module):
     """A small ViT classifier: patch embedding, class token, position embeddings, pre-norm blocks.
+
+    Parameters
+    ----------
+    config : ViTConfig
+    seed : int, optional
+        Initialise the weights from this seed without touching the global random state.
 
     Examples
     --------
@@ -287,8 +300,12 @@ class TinyViT(nn.Module):
     (2, 10)
     """
 
-    def __init__(self, config: ViTConfig) -> None:
+    def __init__(self, config: ViTConfig, *, seed: int | None = None) -> None:
         super().__init__()
+        with seeded(seed):
+            self._build(config)
+
+    def _build(self, config: ViTConfig) -> None:
         c = config
         self.config = c
         self.patch_embed = PatchEmbed(c.img_size, c.patch_size, c.in_chans, c.embed_dim)
@@ -324,3 +341,108 @@ class TinyViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.tokens(x)[:, 0])  # logits (B, classes) from the class token
+
+
+# --------------------------------------------------------------------------------------------
+# training and attention maps
+
+
+def _check_data(images: torch.Tensor, labels: torch.Tensor, config: ViTConfig) -> None:
+    expected = (config.in_chans, config.img_size, config.img_size)
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise ValueError(
+            f"images must have shape (N, {', '.join(map(str, expected))}), got {tuple(images.shape)}"
+        )
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= config.num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {config.num_classes}), got {int(labels.min())}…{int(labels.max())}"
+        )
+
+
+def train_vit(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: ViTConfig,
+    *,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    augment: bool = False,
+    progress: bool = True,
+) -> tuple[TinyViT, list[float]]:
+    """Train a :class:`TinyViT` with :func:`helpers.classifier.fit`: AdamW, linear warm-up then
+    cosine decay, cross-entropy.
+
+    Parameters
+    ----------
+    images : Tensor ``(N, C, H, W)`` in [0, 1]
+    labels : Tensor ``(N,)`` int64
+    config : ViTConfig
+        Architecture and training settings.
+    seed : int
+        Seeds initialisation, shuffling and augmentation.
+    device : optional
+        Default :func:`helpers.runtime.detect_device`.
+    augment : bool
+        Random shifts of up to 2 pixels (reflect padding); off by default (digits are centred).
+    progress : bool
+        Show a tqdm bar with the running loss.
+
+    Returns
+    -------
+    (model, losses)
+        The trained model (eval mode) and the mean loss of each epoch.
+    """
+    _check_data(images, labels, config)
+    model = TinyViT(config, seed=seed).to(device if device is not None else detect_device())
+    losses = fit(model, images, labels, epochs=config.epochs, batch_size=config.batch_size,
+                 lr=config.lr, weight_decay=config.weight_decay, schedule="warmup_cosine",
+                 max_shift=2 if augment else 0, seed=seed, progress=progress)  # fmt: skip
+    logger.info("trained TinyViT for %d epochs, final loss %.4f", config.epochs, losses[-1])
+    return model, losses
+
+
+@torch.no_grad()
+def attention_weights(model: TinyViT, images: torch.Tensor) -> list[torch.Tensor]:
+    """Attention weights of every block, each ``(B, H, 1+N, 1+N)`` (index 0 = class token)."""
+    device = next(model.parameters()).device
+    model.eval()
+    _, weights = model.tokens(images.to(device), return_weights=True)
+    return [w.cpu() for w in weights]
+
+
+def cls_attention(model: TinyViT, images: torch.Tensor) -> torch.Tensor:
+    """Last layer's class-token attention to the patches, head-averaged, as ``(B, gh, gw)``."""
+    gh, gw = model.patch_embed.grid_size
+    last = attention_weights(model, images)[-1].mean(dim=1)  # (B, 1+N, 1+N)
+    return last[:, 0, 1:].reshape(-1, gh, gw)
+
+
+def attention_rollout(
+    model: TinyViT, images: torch.Tensor, *, residual: float = 0.5
+) -> torch.Tensor:
+    """Attention rollout: ``R = Â_L ⋯ Â_1`` with ``Â = (1−α)·mean_h A + α·I`` rows renormalised.
+
+    Parameters
+    ----------
+    model : TinyViT
+    images : Tensor ``(B, C, H, W)``
+    residual : float
+        ``α``, the weight of the identity (the skip connection); 0.5 as in the paper.
+
+    Returns
+    -------
+    Tensor ``(B, gh, gw)``: the class token's row of ``R`` over the patches.
+    """
+    if not 0.0 <= residual <= 1.0:
+        raise ValueError(f"residual must lie in [0, 1], got {residual}")
+    gh, gw = model.patch_embed.grid_size
+    rollout = None
+    for w in attention_weights(model, images):
+        a = w.mean(dim=1)  # (B, T, T)
+        a = (1 - residual) * a + residual * torch.eye(a.shape[-1])
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a if rollout is None else a @ rollout
+    assert rollout is not None
+    return rollout[:, 0, 1:].reshape(-1, gh, gw)

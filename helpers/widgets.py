@@ -1,10 +1,11 @@
 """Interactive explorers (ipywidgets) with a static fallback.
 
 In a live notebook :func:`snapshot_slider` shows one image at a time under a slider. Where no
-frontend can draw widgets — plain Python, ipywidgets missing, a notebook executed headless by
-papermill, nbval or nbconvert, or ``COURSE_STATIC_WIDGETS=1`` in the environment — it draws a
-static grid with :func:`helpers.plot.image_grid` instead, so executed notebooks keep small,
-deterministic outputs.
+frontend can draw widgets it draws a static grid with :func:`helpers.plot.image_grid` instead, so
+executed notebooks keep small, deterministic outputs. Who knows that no frontend will draw them is
+the program that executes the notebook: the kit's runner (``python -m helpers run``), ``make
+test`` (nbval) and the tests set ``COURSE_STATIC_WIDGETS=1`` in the kernel's environment; plain
+Python and a missing ipywidgets are recognised here.
 
 Examples
 --------
@@ -23,7 +24,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,25 +35,6 @@ logger = logging.getLogger(__name__)
 STATIC_ENV = "COURSE_STATIC_WIDGETS"
 """Environment variable: ``1``/``true`` forces static output, ``0``/``false`` forces widgets."""
 
-_HEADLESS = (
-    "papermill",
-    "nbval",
-    "pytest",
-    "nbconvert",
-    "nbclient",
-    "-mhelpers",
-    "helpers/__main__",
-)
-
-
-def _parent_command() -> str:
-    """The command line of the process that started this one ('' where it cannot be read)."""
-    try:
-        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
-
 
 def is_static(static: bool | None = None) -> bool:
     """Whether explorers should draw static figures instead of widgets.
@@ -61,9 +42,8 @@ def is_static(static: bool | None = None) -> bool:
     Parameters
     ----------
     static : bool, optional
-        Force the answer. Otherwise: ``$COURSE_STATIC_WIDGETS`` when set; else static when
-        ipywidgets is missing, when not inside a Jupyter kernel, or when the kernel was started by
-        a headless executor (papermill, nbval/pytest, nbconvert).
+        Force the answer. Otherwise: ``$COURSE_STATIC_WIDGETS`` when set (the runner's word);
+        else static when ipywidgets is missing or when not inside a Jupyter kernel.
 
     Returns
     -------
@@ -80,10 +60,7 @@ def is_static(static: bool | None = None) -> bool:
     except ImportError:
         return True
     shell = get_ipython()
-    if shell is None or not hasattr(shell, "kernel") or "ipykernel" not in sys.modules:
-        return True
-    parent = _parent_command().replace(" ", "")
-    return any(marker.replace(" ", "") in parent for marker in _HEADLESS)
+    return shell is None or not hasattr(shell, "kernel") or "ipykernel" not in sys.modules
 
 
 def _png(image: torch.Tensor | np.ndarray) -> bytes:

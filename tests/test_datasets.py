@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import brain_phantom, datasets
+from helpers import datasets
+from helpers.datasets import brain_phantom
 
 LABELLED = ["histology", "brain", "digits", "textures", "faces"]
 SINGLE = ["retina", "camera", "astronaut"]
@@ -153,7 +154,7 @@ def _column_coded_image() -> np.ndarray:
 
 @pytest.mark.parametrize("size", [8, 32, 128])
 def test_histology_regions_are_disjoint(monkeypatch, size):
-    monkeypatch.setattr(datasets, "skimage_image", lambda name: _column_coded_image())
+    monkeypatch.setattr(datasets.builtin, "skimage_image", lambda name: _column_coded_image())
     seen = {}
     for region in ("train", "test", "all"):
         ds = datasets.load("histology", n=40, size=size, seed=3, region=region)

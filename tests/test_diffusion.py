@@ -259,15 +259,20 @@ def test_sample_with_oracle_recovers_x0(sampler):
         steps=None if sampler == "ddpm" else 10,
         sampler=sampler,
         return_trajectory=True,
+        as_images=False,
     )
     torch.testing.assert_close(out, x0.expand(3, -1, -1, -1), rtol=1e-3, atol=1e-3)
+    images = diffusion.sample(_Oracle(s, x0), (3, 1, 4, 4), schedule=s, sampler=sampler,
+                              steps=None if sampler == "ddpm" else 10)  # fmt: skip
+    torch.testing.assert_close(images, diffusion.to_unit(out))  # images are handed back in [0, 1]
     assert len(traj) == (101 if sampler == "ddpm" else 11)
     assert traj[0][0] == 100
 
 
 def test_sample_guidance_formula_and_determinism():
-    torch.manual_seed(0)
-    net = unet.UNet(1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), num_classes=3)
+    net = unet.UNet(
+        1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), num_classes=3, seed=0
+    )
     for p in net.parameters():  # give the zero-initialised output layers some weight
         torch.nn.init.normal_(p, std=0.05)
     x, t, y = torch.randn(2, 1, 8, 8), torch.tensor([10, 10]), torch.tensor([0, 2])

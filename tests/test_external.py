@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import datasets, external
+from helpers import datasets
+from helpers.datasets import external
 
 
 def test_image_folder(tmp_path):
@@ -237,17 +238,6 @@ def test_mnist_missing_never_downloads(tmp_path, monkeypatch):
     message = str(err.value)
     assert message.count("download=True") == 1  # the advice is given once
     assert str(tmp_path / "FashionMNIST" / "raw") in message and "Licence: MIT" in message
-
-
-def test_checksum(tmp_path):
-    f = tmp_path / "a.bin"
-    f.write_bytes(b"abc")
-    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    assert external.sha256(f) == digest
-    external.verify(f, digest)
-    external.verify(f, None)
-    with pytest.raises(ValueError, match="checksum mismatch"):
-        external.verify(f, "0" * 64)
 
 
 def test_registry_names_sources_and_licences():

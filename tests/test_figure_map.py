@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import SESSION_BUILD_DIR
 
-from helpers import course, runtime
+from helpers import runtime
+from helpers.course import runner
 
 MAP = runtime.project_root() / "course" / "figure_map.md"
 ROW = re.compile(r"^\|(.+)\|\s*$")
@@ -32,11 +33,11 @@ def smoke_figures(tmp_path_factory) -> set[str]:
     """Figures of the nbval smoke run when `make test` ran it first, else a fresh smoke run."""
     if SESSION_BUILD_DIR:
         folder = Path(SESSION_BUILD_DIR) / "smoke" / "figures"
-        expected = {p.stem.split("_", 1)[0] for p in course.list_notebooks()}
+        expected = {p.stem.split("_", 1)[0] for p in runner.list_notebooks()}
         if folder.is_dir() and {p.name[:2] for p in folder.glob("*.png")} >= expected:
             return {p.name for p in folder.glob("*.png")}
     out = tmp_path_factory.mktemp("smoke-run")
-    report = course.run_notebooks("smoke", out=out)
+    report = runner.run_notebooks("smoke", out=out)
     assert report.ok, [nb.error for nb in report.notebooks if nb.error]
     return {p.name for p in (out / "smoke" / "figures").glob("*.png")}
 

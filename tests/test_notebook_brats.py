@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import papermill as pm
 
-from helpers import course
+from helpers.course import runner
 
 N_CASES = 60  # about a fifth are held out by the patient split: enough for the smoke sizes
 
@@ -39,7 +39,7 @@ def test_notebook_05_runs_on_a_brats_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(cache))
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    source = course.notebook_dir() / "05_memorization.ipynb"
+    source = runner.notebook_dir() / "05_memorization.ipynb"
     out = tmp_path / "05_brats.ipynb"
     nb = pm.execute_notebook(
         str(source),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import unet
-from helpers.unet import UNet, make_model, null_condition
+from helpers import sinusoidal
+from helpers.diffusion import null_condition
+from helpers.unet import UNet, make_model
 
 
 @pytest.mark.parametrize(
@@ -117,6 +118,6 @@ def test_errors_name_what_was_expected():
 
 
 def test_timestep_embedding_shape_and_range():
-    e = unet.timestep_embedding(torch.tensor([0, 1, 999]), 9)
+    e = sinusoidal.sinusoidal_embedding(torch.tensor([0, 1, 999]), 9)
     assert e.shape == (3, 9)
     assert e.abs().max() <= 1.0

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import vit
+from helpers import sinusoidal, vit
 
 
 @settings(max_examples=40, deadline=None)
@@ -58,10 +58,12 @@ def test_bad_inputs():
         vit.PatchEmbed(30, 8, 3, 16)
     with pytest.raises(ValueError, match="expected"):
         vit.PatchEmbed(32, 8, 3, 16)(torch.zeros(1, 1, 32, 32))
-    with pytest.raises(ValueError, match="even"):
-        vit.sincos_1d(torch.arange(3), 5)
+    odd = sinusoidal.sinusoidal_embedding(torch.arange(3), 5)  # an odd width gets a zero column
+    assert odd.shape == (3, 5) and torch.equal(odd[:, 4], torch.zeros(3))
+    with pytest.raises(ValueError, match="dim must be an int ≥ 2"):
+        sinusoidal.sinusoidal_embedding(torch.arange(3), 1)
     with pytest.raises(ValueError, match="divisible by 4"):
-        vit.sincos_2d(4, 6)
+        sinusoidal.sincos_2d(4, 6)
     with pytest.raises(ValueError, match="num_heads"):
         vit.ViTConfig(embed_dim=30, num_heads=4)
     with pytest.raises(ValueError, match="pos_embed"):
@@ -91,17 +93,21 @@ def test_patch_embed_equals_patchify_then_linear():
 
 
 def test_sincos_known_values():
-    emb = vit.sincos_1d(torch.tensor([0.0, 1.0]), 4)
+    emb = sinusoidal.sinusoidal_embedding(torch.tensor([0.0, 1.0]), 4)
     # ω = [1, 1/100]; position 0 → [0, 0, 1, 1]; position 1 → [sin 1, sin .01, cos 1, cos .01]
     expected = torch.tensor(
         [[0, 0, 1, 1], [math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)]]
     )
     torch.testing.assert_close(emb, expected.float())
-    grid = vit.sincos_2d((2, 3), 8)
+    grid = sinusoidal.sincos_2d((2, 3), 8)
     assert grid.shape == (6, 8)
     # token 5 = (row 1, col 2): first half encodes the row, second half the column
-    torch.testing.assert_close(grid[5, :4], vit.sincos_1d(torch.tensor([1.0]), 4)[0])
-    torch.testing.assert_close(grid[5, 4:], vit.sincos_1d(torch.tensor([2.0]), 4)[0])
+    torch.testing.assert_close(
+        grid[5, :4], sinusoidal.sinusoidal_embedding(torch.tensor([1.0]), 4)[0]
+    )
+    torch.testing.assert_close(
+        grid[5, 4:], sinusoidal.sinusoidal_embedding(torch.tensor([2.0]), 4)[0]
+    )
     # every vector has norm √(dim/2): sin² + cos² = 1 per frequency
     torch.testing.assert_close(grid.norm(dim=1), torch.full((6,), 2.0))
 
@@ -110,7 +116,9 @@ def test_sincos_from_coords_matches_grid_and_timm():
     from timm.layers import build_sincos2d_pos_embed
 
     coords = torch.tensor([[r, c] for r in range(3) for c in range(4)])
-    torch.testing.assert_close(vit.sincos_2d_from_coords(coords, 16), vit.sincos_2d((3, 4), 16))
+    torch.testing.assert_close(
+        sinusoidal.sincos_2d_from_coords(coords, 16), sinusoidal.sincos_2d((3, 4), 16)
+    )
     # same frequencies as timm; timm lays blocks out as [sin_row, sin_col, cos_row, cos_col],
     # ours as [sin_row, cos_row, sin_col, cos_col]
     ref = (
@@ -119,12 +127,12 @@ def test_sincos_from_coords_matches_grid_and_timm():
         .transpose(1, 2)
         .reshape(12, 16)
     )
-    torch.testing.assert_close(ref, vit.sincos_2d((3, 4), 16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ref, sinusoidal.sincos_2d((3, 4), 16), atol=1e-5, rtol=0)
 
 
 def test_sincos_from_real_coordinates_is_smooth():
-    a = vit.sincos_2d_from_coords(torch.tensor([[10.0, 10.0]]), 32)
-    b = vit.sincos_2d_from_coords(torch.tensor([[10.01, 10.0]]), 32)
+    a = sinusoidal.sincos_2d_from_coords(torch.tensor([[10.0, 10.0]]), 32)
+    b = sinusoidal.sincos_2d_from_coords(torch.tensor([[10.01, 10.0]]), 32)
     assert torch.dist(a, b) < 0.05
 
 

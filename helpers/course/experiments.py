@@ -1,0 +1,309 @@
+"""The experiment budgets of the notebooks: sizes, steps and repeats per profile.
+
+The settings of a *method* live with the method (``DIPConfig`` in :mod:`helpers.dip`,
+``ViTConfig`` in :mod:`helpers.vit`, ``GANConfig`` in :mod:`helpers.gan`, ``SSLConfig`` in
+:mod:`helpers.self_supervised`). What a *notebook* does with them — how many samples it draws,
+how long it trains each model, how many seeds it repeats — is here, one frozen dataclass per
+notebook experiment, each with a preset per profile (``Experiment.preset(run.profile)``) so that
+the notebook fits its time budget: ``smoke`` ≤ 60 s, ``laptop`` ≤ 6 min on a 2-core CPU.
+
+Examples
+--------
+>>> from helpers.course import experiments
+>>> experiments.DDPMConfig.preset("smoke").train_steps
+30
+>>> experiments.MemorizationExperiment.preset("laptop", n_small=12).n_small
+12
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ..runtime import Presets
+
+__all__ = ["CondConfig", "DDPMConfig", "MemorizationExperiment", "SSLDiffusionExperiment"]
+
+
+def _positive(config: object, names: tuple[str, ...] | None = None) -> None:
+    """Raise ValueError naming the first of ``names`` (default: every int field) that is < 1."""
+    for f in fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        if names is None and (not isinstance(value, int) or isinstance(value, bool)):
+            continue
+        if names is not None and f.name not in names:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(
+                f"{type(config).__name__}.{f.name} must be a positive int, got {value!r}"
+            )
+
+
+def _divisible(config: object, names: tuple[str, ...], channel_mults: tuple[int, ...]) -> None:
+    factor = 2 ** (len(channel_mults) - 1)
+    for name in names:
+        if getattr(config, name) % factor:
+            raise ValueError(
+                f"{type(config).__name__}.{name}={getattr(config, name)} is not divisible by "
+                f"{factor} (2 ** (levels - 1) of channel_mults {channel_mults})"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# 03 — DDPM and DDIM
+
+
+@dataclass(frozen=True)
+class DDPMConfig(Presets):
+    """Sizes and budgets of notebook 03: the class-conditional digits model, its judge, the
+    samplers compared, the guidance sweep, and the brain-slice model.
+
+    Attributes
+    ----------
+    image_size, base_channels, channel_mults, attn_resolutions : the digits U-Net.
+    schedule, T : noise schedule (``"linear"`` or ``"cosine"``) and number of steps.
+    train_steps, batch_size, lr, ema_decay, cond_drop : its training.
+    samples_per_class, ddpm_samples_per_class : samples drawn per digit (DDIM, DDPM).
+    guidance, guidance_sweep : the guidance weight used throughout, and the weights compared.
+    ddim_steps : DDIM step counts compared with DDPM-1000.
+    classifier_epochs : training of the judge.
+    brain_n, brain_size, brain_base_channels, brain_steps, brain_batch_size : the brain model.
+    """
+
+    image_size: int = 16
+    base_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    attn_resolutions: tuple[int, ...] = (4,)
+    schedule: str = "linear"
+    T: int = 1000
+    train_steps: int = 1200
+    batch_size: int = 32
+    lr: float = 3e-3
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    samples_per_class: int = 10
+    ddpm_samples_per_class: int = 5
+    guidance: float = 0.5
+    guidance_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    ddim_steps: tuple[int, ...] = (50, 20, 10)
+    classifier_epochs: int = 8
+    brain_n: int = 256
+    brain_size: int = 32
+    brain_base_channels: int = 16
+    brain_steps: int = 600
+    brain_batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+        _divisible(self, ("image_size", "brain_size"), self.channel_mults)
+        _positive(self)
+        if any(s > self.T for s in self.ddim_steps):
+            raise ValueError(f"ddim_steps {self.ddim_steps} must not exceed T={self.T}")
+
+    @classmethod
+    def presets(cls) -> dict[str, DDPMConfig]:
+        """One preset per profile (use ``DDPMConfig.preset(profile, **overrides)``)."""
+        return {
+            "smoke": cls(base_channels=8, train_steps=30, samples_per_class=1, ddpm_samples_per_class=1,
+                         guidance_sweep=(0.0, 1.0), classifier_epochs=1, brain_n=32, brain_size=16,
+                         brain_base_channels=8, brain_steps=20, brain_batch_size=8),
+            "laptop": cls(),
+            "gpu": cls(image_size=32, base_channels=64, train_steps=8000, batch_size=256, lr=1e-3,
+                       ema_decay=0.9995, samples_per_class=50, ddpm_samples_per_class=20,
+                       guidance_sweep=(0.0, 0.5, 1.0, 2.0, 4.0), classifier_epochs=20, brain_n=1024,
+                       brain_size=64, brain_base_channels=64, brain_steps=8000, brain_batch_size=128),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 04 — SSL-conditioned diffusion and large images
+
+
+@dataclass(frozen=True)
+class CondConfig(Presets):
+    """The embedding-conditioned diffusion model of notebook 04 and its training.
+
+    Attributes
+    ----------
+    size : int
+        Patch size (pixels). ``base_channels``, ``channel_mults`` : the U-Net's widths.
+    tokens : int
+        Context tokens the embedding is projected to. ``steps``, ``batch_size``, ``lr`` : training.
+    cond_drop : float
+        Share of embeddings replaced by the null (zero) embedding during training (0.1 in
+        Graikos et al.).
+    T, sample_steps : int
+        Diffusion steps and DDIM sampling steps. ``guidance`` : default guidance weight w.
+    n_patches : int
+        Training patches.
+    """
+
+    size: int = 32
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    tokens: int = 4
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 2e-3
+    cond_drop: float = 0.1
+    T: int = 1000
+    sample_steps: int = 25
+    guidance: float = 2.0
+    n_patches: int = 1024
+
+    def __post_init__(self) -> None:
+        _positive(self)
+        _divisible(self, ("size",), self.channel_mults)
+        if not 0 <= self.cond_drop < 1 or self.guidance < 0 or self.sample_steps > self.T:
+            raise ValueError(
+                f"need 0 <= cond_drop < 1, guidance >= 0, sample_steps <= T; got {self.cond_drop}, "
+                f"{self.guidance}, {self.sample_steps}"
+            )
+
+    @classmethod
+    def presets(cls) -> dict[str, CondConfig]:
+        """One preset per profile (use ``CondConfig.preset(profile, **overrides)``)."""
+        return {
+            "smoke": cls(size=16, base_channels=8, channel_mults=(1, 2), steps=8, batch_size=16,
+                         T=100, sample_steps=4, n_patches=64),
+            "laptop": cls(size=32, base_channels=16, channel_mults=(1, 2, 2), steps=500,
+                          batch_size=32, sample_steps=20, n_patches=768),
+            "gpu": cls(size=64, base_channels=64, channel_mults=(1, 2, 2, 2), steps=8000,
+                       batch_size=128, sample_steps=50, n_patches=8192),
+        }  # fmt: skip
+
+    def unet_kwargs(self) -> dict[str, object]:
+        """Keyword arguments of :class:`helpers.unet.UNet` for this model (add ``cond_dim``)."""
+        return dict(
+            base_channels=self.base_channels,
+            channel_mults=self.channel_mults,
+            cond_mode="cross_attention",
+            context_tokens=self.tokens,
+        )
+
+
+@dataclass(frozen=True)
+class SSLDiffusionExperiment(Presets):
+    """What notebook 04 measures, and how often.
+
+    Attributes
+    ----------
+    grid : int
+        Side, in patches, of the real region that conditions the large image.
+    n_probe : int
+        Patches of the k-NN probe (half to fit, half held out).
+    n_refs, n_var : int
+        Reference patches, and variations drawn per reference.
+    n_real, n_test : int
+        Labelled real patches of the augmentation experiment, and held-out test patches.
+    k_aug : int
+        Generated variations per real patch.
+    aug_seeds : int
+        Classifier seeds of the augmentation experiment.
+    clf_epochs : int
+        Epochs of each patch classifier.
+    prior_steps, prior_grid : int
+        Training steps of the embedding prior, and the side of the grid it samples.
+    """
+
+    grid: int = 4
+    n_probe: int = 400
+    n_refs: int = 4
+    n_var: int = 6
+    n_real: int = 16
+    n_test: int = 300
+    k_aug: int = 4
+    aug_seeds: int = 3
+    clf_epochs: int = 15
+    prior_steps: int = 600
+    prior_grid: int = 4
+
+    def __post_init__(self) -> None:
+        _positive(self)
+
+    @classmethod
+    def presets(cls) -> dict[str, SSLDiffusionExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(grid=4, n_probe=64, n_refs=2, n_var=3, n_real=8, n_test=64, k_aug=2,
+                         aug_seeds=2, clf_epochs=2, prior_steps=20, prior_grid=4),
+            "laptop": cls(),
+            "gpu": cls(grid=8, n_probe=2000, n_refs=8, n_var=8, n_real=32, n_test=1000, k_aug=8,
+                       aug_seeds=5, clf_epochs=30, prior_steps=3000, prior_grid=8),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 05 — memorization
+
+
+@dataclass(frozen=True)
+class MemorizationExperiment(Presets):
+    """Sizes and budgets of notebook 05: the training sets, the diffusion model, the GAN's
+    length, the SSL encoder and the checks.
+
+    Attributes
+    ----------
+    size : int
+        Side of the brain slices.
+    n_small, n_large : int
+        The two training sets (the large one contains the small one).
+    n_held : int
+        Held-out real images (threshold calibration, FID reference), and as many fresh ones.
+    n_samples : int
+        Samples drawn from each model.
+    base_channels, channel_mults, steps, batch_size, lr, ddim_steps : the diffusion models.
+    gan_steps : int
+        Training steps of each GAN.
+    ssl_width, ssl_dim, ssl_steps, ssl_batch : the SSL encoder of the feature-cosine measure.
+    max_shift : int
+        Shifts searched by the correlation measure.
+    n_planted : int
+        Copies planted among the samples to check the search.
+    """
+
+    size: int = 32
+    n_small: int = 24
+    n_large: int = 240
+    n_held: int = 240
+    n_samples: int = 240
+    base_channels: int = 8
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    steps: int = 1600
+    batch_size: int = 16
+    lr: float = 4e-3
+    ddim_steps: int = 20
+    gan_steps: int = 800
+    ssl_width: int = 8
+    ssl_dim: int = 64
+    ssl_steps: int = 200
+    ssl_batch: int = 64
+    max_shift: int = 2
+    n_planted: int = 16
+
+    def __post_init__(self) -> None:
+        ints = (f.name for f in fields(self) if isinstance(getattr(self, f.name), int))
+        _positive(self, tuple(n for n in ints if n != "max_shift"))
+        if not isinstance(self.max_shift, int) or self.max_shift < 0:
+            raise ValueError(
+                f"MemorizationExperiment.max_shift must be an int ≥ 0, got {self.max_shift!r}"
+            )
+        if self.n_small > self.n_large:
+            raise ValueError(f"n_small={self.n_small} must not exceed n_large={self.n_large}")
+        _divisible(self, ("size",), self.channel_mults)
+
+    @classmethod
+    def presets(cls) -> dict[str, MemorizationExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(size=32, n_small=8, n_large=32, n_held=32, n_samples=16, base_channels=8,
+                         channel_mults=(1, 2, 4), steps=15, batch_size=8, lr=4e-3, ddim_steps=4,
+                         gan_steps=20, ssl_width=4, ssl_dim=16, ssl_steps=3, ssl_batch=16,
+                         max_shift=2, n_planted=4),
+            "laptop": cls(),
+            "gpu": cls(size=64, n_small=64, n_large=640, n_held=640, n_samples=640,
+                       base_channels=32, channel_mults=(1, 2, 2, 4), steps=6000, batch_size=64,
+                       lr=2e-3, ddim_steps=25, gan_steps=5000, ssl_width=32, ssl_dim=128,
+                       ssl_steps=1000, ssl_batch=256, max_shift=2, n_planted=32),
+        }  # fmt: skip

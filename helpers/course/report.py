@@ -1,0 +1,186 @@
+"""The run report (``report.html`` and ``run.json``) and the "What you should see" tables.
+
+After a run, :func:`write_report` writes one page with each notebook's status, wall time, figures
+and headline results (read from the results files the notebooks wrote, :mod:`helpers.results`).
+After a laptop refresh of the committed notebooks, :func:`store_results` keeps a copy of each
+notebook's results file beside the notebooks (``notebooks/results/<notebook>.<profile>.json``)
+and :func:`fill_what_you_should_see` renders the table of the notebook's "What you should see"
+cell from it, between the markers :data:`BEGIN` and :data:`END`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import results, runtime
+
+logger = logging.getLogger(__name__)
+
+BEGIN = "<!-- results: begin (generated from notebooks/results/; do not edit) -->"
+END = "<!-- results: end -->"
+
+
+@dataclass
+class NotebookResult:
+    """Outcome of executing one notebook."""
+
+    name: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    output: str
+    figures: list[str] = field(default_factory=list)
+    error: str = ""
+    results: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    """Outcome of :func:`helpers.course.runner.run_notebooks`."""
+
+    profile: str
+    device: str
+    out_dir: str
+    started: str
+    notebooks: list[NotebookResult]
+    versions: dict[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return all(nb.status == "ok" for nb in self.notebooks)
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.out_dir) / "report.html"
+
+
+def committed_results_dir() -> Path:
+    """Where the results of the committed notebooks' runs are kept: ``notebooks/results``."""
+    return runtime.project_root() / "notebooks" / "results"
+
+
+def store_results(source: Path, notebook: str, profile: str, folder: Path | None = None) -> Path:
+    """Copy a run's results file to ``<folder>/<notebook>.<profile>.json`` (default
+    :func:`committed_results_dir`); returns the copy's path."""
+    results.read(source)  # refuse to keep something that is not a results file
+    folder = folder or committed_results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{notebook}.{profile}.json"
+    shutil.copyfile(source, target)
+    return target
+
+
+def what_you_should_see(notebook: str, folder: Path | None = None) -> str | None:
+    """The markdown table of ``notebook`` from its committed results files, or ``None`` if there
+    are none. Profiles appear in the order laptop, gpu, smoke (those that have a file)."""
+    folder = folder or committed_results_dir()
+    per_profile = {
+        p: results.read(folder / f"{notebook}.{p}.json")
+        for p in ("laptop", "gpu", "smoke")
+        if (folder / f"{notebook}.{p}.json").exists()
+    }
+    return results.markdown_table(per_profile) if per_profile else None
+
+
+def fill_what_you_should_see(
+    path: Path, folder: Path | None = None, *, name: str | None = None
+) -> bool:
+    """Replace the table between :data:`BEGIN` and :data:`END` in the notebook at ``path`` with
+    :func:`what_you_should_see` of notebook ``name`` (default: the file's stem); returns whether
+    the notebook had the markers and a table."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    table = what_you_should_see(name or Path(path).stem, folder)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or BEGIN not in cell.source or END not in cell.source:
+            continue
+        if table is None:
+            return False
+        head, rest = cell.source.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        cell.source = f"{head}{BEGIN}\n{table}\n{END}{tail}"
+        changed = True
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def table_in_notebook(path: Path) -> str | None:
+    """The table between the markers of the notebook at ``path`` (``None`` without markers)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and BEGIN in cell.source and END in cell.source:
+            return cell.source.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    return None
+
+
+def _results_table(items: list[dict]) -> str:
+    """An HTML table of a notebook's recorded results (empty when it recorded none)."""
+    esc = html.escape
+    if not items:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(r.label)}</td><td>{esc(r.display())}</td><td>{esc(r.target() or '—')}</td>"
+        f"<td class='{r.status.replace('/', '')}'>{r.status}</td><td>{esc(r.paper or '—')}</td></tr>"
+        for r in map(results.Result.from_dict, items)
+    )
+    return (
+        "<table class='results'><tr><th>result</th><th>measured</th><th>target</th>"
+        f"<th>status</th><th>paper</th></tr>{rows}</table>"
+    )
+
+
+def write_report(report: RunReport) -> Path:
+    """Write ``run.json`` and ``report.html`` into the report's folder."""
+    root = Path(report.out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    data = asdict(report)
+    (root / "run.json").write_text(json.dumps(data, indent=2))
+    esc = html.escape
+    total = sum(nb.seconds for nb in report.notebooks)
+    rows = "".join(
+        f"<tr><td><a href='#{esc(nb.name)}'>{esc(nb.name)}</a></td><td class='{nb.status}'>{nb.status}</td>"
+        f"<td>{nb.seconds:.1f} s</td><td>{len(nb.figures)}</td></tr>"
+        for nb in report.notebooks
+    )
+    sections = []
+    for nb in report.notebooks:
+        figs = "".join(
+            f"<figure><img src='figures/{esc(f)}' alt='{esc(f)}'><figcaption>{esc(f)}</figcaption></figure>"
+            for f in nb.figures
+        )
+        err = f"<pre class='error'>{esc(nb.error)}</pre>" if nb.error else ""
+        err += _results_table(nb.results)
+        sections.append(
+            f"<section id='{esc(nb.name)}'><h2>{esc(nb.name)}</h2>"
+            f"<p>status <b class='{nb.status}'>{nb.status}</b> · wall time {nb.seconds:.1f} s · "
+            f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}<div class='figs'>{figs or '<p>no figures</p>'}</div></section>"
+        )
+    versions = " · ".join(f"{k} {esc(v)}" for k, v in report.versions.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Course run report — {esc(report.profile)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; }}
+.ok, .pass {{ color: #176c2b; }} .failed, .warn {{ color: #b00020; }} pre.error {{ background: #fee; padding: .5em; white-space: pre-wrap; }}
+.figs {{ display: flex; flex-wrap: wrap; gap: 1em; }} figure {{ margin: 0; max-width: 32em; }}
+img {{ max-width: 100%; border: 1px solid #eee; }} figcaption {{ font-size: .8em; color: #555; }}
+</style></head><body>
+<h1>Image generative models — run report</h1>
+<p>profile <b>{esc(report.profile)}</b> · device <b>{esc(report.device)}</b> · started {esc(report.started)} ·
+total notebook time {total:.1f} s</p><p>{versions}</p>
+<table><tr><th>notebook</th><th>status</th><th>wall time</th><th>figures</th></tr>{rows}</table>
+{"".join(sections)}
+</body></html>
+"""
+    path = root / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,224 @@
+"""Run the notebooks with papermill: ``python -m helpers run`` and ``python -m helpers refresh``.
+
+``python -m helpers run --profile smoke`` executes every notebook in order, writing
+``build/<profile>/notebooks/*.ipynb`` (executed copies), ``build/<profile>/figures/*.png`` (every
+figure saved with :func:`helpers.plot.savefig`), ``build/<profile>/results/*.json`` (each
+notebook's headline numbers) and the report (:mod:`helpers.course.report`).
+
+The kernel is told what it runs under, in its environment: ``COURSE_PROFILE``,
+``COURSE_BUILD_DIR``, ``COURSE_STATIC_WIDGETS=1`` (no frontend will draw widgets, so
+:mod:`helpers.widgets` draws static figures) and ``PYTHONPATH`` starting with this checkout, so
+the kernel imports the ``helpers`` of the notebooks it runs, whatever else is installed.
+
+``refresh`` executes the committed notebooks in place (laptop profile): a notebook is replaced
+only when every cell ran, its results file is kept in ``notebooks/results/`` and its "What you
+should see" table is rendered from it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import results, runtime
+from .report import NotebookResult, RunReport, fill_what_you_should_see, store_results, write_report
+
+logger = logging.getLogger(__name__)
+
+
+def notebook_dir() -> Path:
+    """The folder of the course notebooks."""
+    return runtime.project_root() / "notebooks"
+
+
+def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
+    """Course notebooks in teaching order (``NN_name.ipynb``), optionally only some.
+
+    Parameters
+    ----------
+    only : sequence of str, optional
+        Prefixes (``"01"``) or stems (``"01_deep_image_prior"``) to keep.
+    folder : Path, optional
+        Default :func:`notebook_dir`.
+    """
+    paths = sorted((folder or notebook_dir()).glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return paths
+    wanted = [w.strip() for item in only for w in item.split(",") if w.strip()]
+    chosen = [
+        p
+        for p in paths
+        if any(p.stem == w or p.stem.startswith(w + "_") or p.name == w for w in wanted)
+    ]
+    missing = [
+        w
+        for w in wanted
+        if not any(p.stem == w or p.stem.startswith(w + "_") or p.name == w for p in paths)
+    ]
+    if missing:
+        names = ", ".join(p.stem for p in paths)
+        raise ValueError(f"no notebook matches {', '.join(missing)}; notebooks are: {names}")
+    return chosen
+
+
+@contextmanager
+def _environ(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _figures_of(stem: str, figure_dir: Path) -> list[str]:
+    prefix = stem.split("_", 1)[0] + "_"
+    return sorted(p.name for p in figure_dir.glob(prefix + "*.png"))
+
+
+def execute(
+    notebook: Path,
+    output: Path,
+    *,
+    profile: str,
+    build: Path,
+    seed: int = 0,
+    kernel: str = "python3",
+    progress: bool = False,
+) -> tuple[float, str]:
+    """Execute one notebook with papermill; returns ``(seconds, error message or "")``."""
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    in_place = output.resolve() == notebook.resolve()
+    # In place, papermill writes a copy under build/: the source is replaced only when every cell
+    # ran, so a failing refresh never overwrites a committed notebook (the failed run stays there).
+    target = build / profile / "refresh" / output.name if in_place else output
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    error = ""
+    root = str(runtime.project_root())
+    path = os.environ.get("PYTHONPATH", "")
+    with _environ(
+        COURSE_PROFILE=profile,
+        COURSE_BUILD_DIR=str(build),
+        COURSE_STATIC_WIDGETS="1",
+        PYTHONPATH=root + (os.pathsep + path if path else ""),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+    ):
+        try:
+            pm.execute_notebook(
+                str(notebook),
+                str(target),
+                # in place, keep the source's own parameters cell: COURSE_PROFILE selects the profile
+                parameters=None if in_place else {"PROFILE": profile, "SEED": seed},
+                kernel_name=kernel,
+                progress_bar=progress,
+                cwd=str(notebook.parent),
+            )
+        except Exception as err:  # papermill wraps kernel errors; keep going, report it
+            error = f"{type(err).__name__}: {err}".strip()[:4000]
+    if in_place and target.exists():
+        if error:
+            error += f"\n(the notebook was left unchanged; the failed run is in {target})"
+        else:
+            produced = results.path_for(build / profile / "results", notebook.stem)
+            if produced.exists():  # keep the results beside the notebooks, render the table
+                kept = notebook.parent / "results"
+                store_results(produced, notebook.stem, profile, kept)
+                fill_what_you_should_see(target, kept, name=notebook.stem)
+            strip_run_metadata(target)
+            shutil.move(target, output)
+    return time.perf_counter() - start, error
+
+
+def strip_run_metadata(path: Path) -> None:
+    """Drop papermill's per-cell timing metadata so committed notebooks diff cleanly."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def run_notebooks(
+    profile: str = "auto",
+    *,
+    only: Sequence[str] | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    in_place: bool = False,
+    progress: bool = False,
+) -> RunReport:
+    """Execute the notebooks in order and write the report (``run.json``, ``report.html``).
+
+    Parameters
+    ----------
+    profile : str
+        ``"auto"``, ``"smoke"``, ``"laptop"`` or ``"gpu"``.
+    only : sequence of str, optional
+        Notebook prefixes or stems to run (default all).
+    out : str or Path, optional
+        Build root (default ``build/``); output goes to ``<out>/<profile>/``.
+    seed : int
+        Passed to each notebook's ``SEED`` parameter.
+    in_place : bool
+        Write the executed notebooks over the sources (to refresh committed outputs).
+    progress : bool
+        Show papermill's per-cell progress bar.
+
+    Returns
+    -------
+    RunReport
+    """
+    name = runtime.resolve_profile(profile)
+    build = Path(out) if out is not None else runtime.build_dir()
+    root = build / name
+    figure_dir = root / "figures"
+    outcomes = []
+    for nb in list_notebooks(only):
+        target = nb if in_place else root / "notebooks" / nb.name
+        for stale in _figures_of(nb.stem, figure_dir):  # the report lists this run's figures only
+            (figure_dir / stale).unlink()
+        produced = results.path_for(root / "results", nb.stem)
+        produced.unlink(missing_ok=True)  # a failed notebook must not show an old run's numbers
+        logger.info("executing %s (profile %s)", nb.name, name)
+        seconds, error = execute(
+            nb, target, profile=name, build=build, seed=seed, progress=progress
+        )
+        recorded = json.loads(produced.read_text())["results"] if produced.exists() else []
+        outcomes.append(
+            NotebookResult(
+                name=nb.stem,
+                status="failed" if error else "ok",
+                seconds=round(seconds, 1),
+                output=os.path.relpath(target, root),
+                figures=_figures_of(nb.stem, figure_dir),
+                error=error,
+                results=recorded,
+            )
+        )
+    report = RunReport(
+        profile=name,
+        device=str(runtime.detect_device()),
+        out_dir=str(root),
+        started=_dt.datetime.now().isoformat(timespec="seconds"),
+        notebooks=outcomes,
+        versions={p: runtime.version(p) for p in ("torch", "diffusers", "timm", "papermill")},
+    )
+    write_report(report)
+    return report

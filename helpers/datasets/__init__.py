@@ -1,0 +1,125 @@
+"""Datasets: built-in offline sets and loaders for real external ones, all through :func:`load`.
+
+Everything comes back as a :class:`Dataset` whose ``images`` are a float32 tensor
+``(N, C, H, W)`` with values in ``[0, 1]``.
+
+* :mod:`helpers.datasets.builtin` — data that installed packages ship (histology, brain, digits,
+  textures, faces, retina, camera, astronaut), never touching the network;
+* :mod:`helpers.datasets.brain_phantom` — the seeded generator of BraTS-like brain slices;
+* :mod:`helpers.datasets.external` — image folders, BraTS-style NIfTI volumes, MNIST and
+  Fashion-MNIST from a local folder, with messages that say what to download and where to put it;
+* :mod:`helpers.datasets.base` — :class:`Dataset` and the conversions the loaders share.
+
+Examples
+--------
+>>> from helpers import datasets
+>>> ds = datasets.load("digits", n=16, size=16, seed=0)
+>>> tuple(ds.images.shape), ds.labels.shape[0]
+((16, 1, 16, 16), 16)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+from . import external
+from .base import Dataset, center_square, resize, to_tensor
+from .builtin import BUILTIN, HISTOLOGY_REGIONS, TEXTURES, histology_columns, skimage_image
+
+__all__ = [
+    "BUILTIN",
+    "EXTERNAL",
+    "HISTOLOGY_REGIONS",
+    "TEXTURES",
+    "Dataset",
+    "available",
+    "center_square",
+    "histology_columns",
+    "load",
+    "resize",
+    "skimage_image",
+    "to_tensor",
+]
+
+EXTERNAL: dict[str, Callable] = {
+    "image_folder": external.image_folder,
+    "nifti": external.nifti,
+    "mnist": external.mnist,
+    "fashion_mnist": external.fashion_mnist,
+}
+
+
+def _check_options(name: str, loader: Callable, options: dict) -> None:
+    """Raise a TypeError naming the options ``loader`` does not take, and those it does.
+
+    A loader is called as ``loader(n, size, seed, root, **options)``; its options are its
+    keyword-only parameters.
+    """
+    params = inspect.signature(loader).parameters.values()
+    known = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = f"it takes: {', '.join(known)}" if known else "it takes no options"
+        raise TypeError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; {takes}")
+
+
+def available(*, external_too: bool = True) -> list[str]:
+    """Names accepted by :func:`load`: the built-in sets, then the external loaders."""
+    return list(BUILTIN) + (list(EXTERNAL) if external_too else [])
+
+
+def load(
+    name: str,
+    *,
+    n: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    **options,
+) -> Dataset:
+    """Load a dataset by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available`.
+    n : int, optional
+        Number of images (default: a per-dataset default, or all of them).
+    size : int, optional
+        Height and width in pixels (default per dataset).
+    seed : int
+        Seed of crops, subsets and generators: the same seed gives the same images.
+    root : str or Path, optional
+        Folder of an external dataset (``image_folder``, ``nifti``, ``mnist``, ``fashion_mnist``).
+    **options
+        Loader-specific options (e.g. ``region`` for ``histology``: ``"train"``, ``"test"`` or
+        ``"all"``, see :func:`histology_columns`; ``lesion_fraction`` for ``brain``;
+        ``channels`` for ``image_folder``; ``modality`` for ``nifti``; ``train`` for ``mnist``).
+
+    Returns
+    -------
+    Dataset
+        ``images`` float32 ``(N, C, H, W)`` in ``[0, 1]``, ``labels`` or ``None``, ``description``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, out-of-range ``n``/``size`` or a bad option value.
+    TypeError
+        For an option the loader does not take (the message lists those it takes).
+    FileNotFoundError
+        When an external dataset is not found under ``root`` (the message says what to download).
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
+    if name not in BUILTIN and name not in EXTERNAL:
+        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
+    if name in BUILTIN and root is not None:
+        raise ValueError(f"{name!r} is built in and takes no root (got root={root!r})")
+    loader = BUILTIN.get(name) or EXTERNAL[name]
+    _check_options(name, loader, options)
+    ds = loader(n, size, seed, root, **options)
+    ds.name = name
+    return ds

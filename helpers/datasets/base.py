@@ -1,0 +1,113 @@
+"""What every loader returns: :class:`Dataset`, and the conversions the loaders share.
+
+``images`` are a float32 tensor ``(N, C, H, W)`` with values in ``[0, 1]``; :func:`to_tensor`
+turns arrays as image libraries give them into that layout, :func:`resize` and
+:func:`center_square` bring them to a common size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Dataset", "center_square", "check_n", "check_size", "resize", "to_tensor"]
+
+
+@dataclass
+class Dataset:
+    """Images with optional labels.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        ``(N, C, H, W)`` float32 in ``[0, 1]``.
+    labels : torch.Tensor or None
+        ``(N,)`` int64 class indices, or ``None``.
+    description : str
+        One sentence saying what the images are and where they come from.
+    name : str
+        The name passed to :func:`load`.
+    class_names : tuple of str
+        Names of the label values (empty when unlabelled).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    description: str
+    name: str = ""
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        n, c, h, w = self.images.shape
+        lab = "unlabelled" if self.labels is None else f"{len(self.class_names) or 'int'} classes"
+        return f"Dataset({self.name!r}: {n} images, {c}×{h}×{w}, {lab})"
+
+
+# --------------------------------------------------------------------------------------------
+# small utilities shared by the loaders
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1]."""
+    a = np.asarray(array)
+    scale = 255.0 if a.dtype == np.uint8 else 1.0
+    a = a.astype(np.float32) / scale
+    if a.ndim == 2:
+        a = a[None, :, :, None]
+    elif (
+        a.ndim == 3
+        and a.shape[-1] in (1, 3, 4)
+        and a.shape[0] not in (1,)
+        and a.shape[-1] != a.shape[-2]
+    ):
+        a = a[None]
+    elif a.ndim == 3:
+        a = a[..., None]
+    t = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(0, 3, 1, 2)
+    return t.clamp(0, 1).contiguous()
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` images to ``size × size`` (antialiased bilinear), values kept in [0, 1]."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+    return out.clamp(0, 1)
+
+
+def center_square(images: torch.Tensor) -> torch.Tensor:
+    """Crop ``(N, C, H, W)`` images to their central square."""
+    h, w = images.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return images[..., top : top + s, left : left + s]
+
+
+def check_size(size: int | None, default: int, maximum: int, name: str) -> int:
+    if size is None:
+        return default
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"size must be an int, got {type(size).__name__}")
+    if not 4 <= size <= maximum:
+        raise ValueError(f"size {size} is out of range for {name!r}: expected 4 ≤ size ≤ {maximum}")
+    return size
+
+
+def check_n(n: int | None, default: int, name: str, maximum: int | None = None) -> int:
+    if n is None:
+        return default
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if maximum is not None and n > maximum:
+        raise ValueError(f"n={n} is more than {name!r} holds ({maximum} images)")
+    return n

@@ -1,0 +1,361 @@
+"""Loaders for real external datasets, from a local folder (never downloading by default).
+
+Each loader takes ``(n, size, seed, root, *, options…)`` and returns a
+:class:`helpers.datasets.Dataset`; use them through :func:`helpers.datasets.load`. When files are
+missing the error names the folder looked at, what to download and where to put it. The registry
+of sources and licences is ``data/registry.json``. Files come with no checksum of ours: image
+folders and BraTS volumes are the user's own, and torchvision verifies the MNIST files it
+downloads (``download=True``) against their published MD5 sums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runtime import cache_dir, project_root
+from .base import Dataset, center_square, resize, to_tensor
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def registry() -> dict[str, dict]:
+    """The external datasets' registry (``data/registry.json``): url, licence, how to get them."""
+    path = project_root() / "data" / "registry.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _hint(name: str, *, how: bool = True) -> str:
+    """Registry advice for ``name``: how to get it (unless ``how=False``), source and licence."""
+    entry = registry().get(name, {})
+    parts = [entry.get("how", "") if how else ""]
+    if entry.get("url"):
+        parts.append(f"Source: {entry['url']}")
+    if entry.get("licence"):
+        parts.append(f"Licence: {entry['licence']}")
+    return " ".join(p for p in parts if p)
+
+
+def _default_root(name: str) -> Path:
+    return cache_dir() / name
+
+
+def _missing(name: str, root: Path, what: str, key: str | None = None) -> FileNotFoundError:
+    """``FileNotFoundError`` saying ``what`` was not found under ``root`` and how to get it."""
+    return FileNotFoundError(f"{name}: no {what} found under {root}. {_hint(key or name)}".strip())
+
+
+def _no_folder(name: str, root: Path, key: str | None = None) -> FileNotFoundError:
+    """``FileNotFoundError`` saying the folder ``root`` does not exist and how to get the data."""
+    return FileNotFoundError(
+        f"{name}: the folder {root} does not exist. {_hint(key or name)}".strip()
+    )
+
+
+def _subset(count: int, n: int | None, seed: int) -> np.ndarray:
+    if n is None or n >= count:
+        return np.arange(count)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    return np.sort(np.random.default_rng(seed).permutation(count)[:n])
+
+
+def image_folder(n, size, seed, root, *, channels: int = 3):
+    """Images under ``root/<class>/*.png|jpg|…``; labels are the sorted class folder names."""
+    from PIL import Image
+
+    if root is None:
+        raise ValueError("image_folder needs root=<folder with one sub-folder per class>")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    root = Path(root)
+    if not root.is_dir():
+        raise _no_folder("image_folder", root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = [
+        (f, c)
+        for c, cls in enumerate(classes)
+        for f in sorted((root / cls).iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise _missing(
+            "image_folder", root, f"images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders"
+        )
+    pick = _subset(len(files), n, seed)
+    size = size or 64
+    mode = "L" if channels == 1 else "RGB"
+    images = [
+        resize(center_square(to_tensor(np.asarray(Image.open(files[i][0]).convert(mode)))), size)
+        for i in pick
+    ]
+    labels = torch.tensor([files[i][1] for i in pick], dtype=torch.int64)
+    return Dataset(
+        torch.cat(images),
+        labels,
+        f"{len(pick)} images from {root} ({len(classes)} classes)",
+        class_names=tuple(classes),
+    )
+
+
+NIFTI_SPLITS = ("all", "train", "test")
+
+
+def case_split(case: str, test_fraction: float = 0.2) -> str:
+    """The patient-level split, ``"train"`` or ``"test"``, of a case (volume) name.
+
+    A case is held out when the first 8 bytes of the SHA-256 of its name, read as a fraction in
+    ``[0, 1)``, are below ``test_fraction``. The answer depends on the name alone: not on the seed,
+    on ``n``, on the modality or on which other cases are in the folder, so adding or removing
+    cases never moves a case from one split to the other.
+
+    Parameters
+    ----------
+    case : str
+        Case name, e.g. ``"BraTS2021_00000"`` (the file name without ``_<modality>.nii.gz``).
+    test_fraction : float
+        Expected fraction of cases held out, strictly between 0 and 1.
+
+    Returns
+    -------
+    str
+        ``"test"`` or ``"train"``.
+
+    Examples
+    --------
+    >>> case_split("BraTS2021_00000") in ("train", "test")
+    True
+    """
+    _check_fraction(test_fraction)
+    digest = hashlib.sha256(case.encode("utf-8")).digest()
+    return "test" if int.from_bytes(digest[:8], "big") / 2**64 < test_fraction else "train"
+
+
+def _check_fraction(test_fraction: float) -> None:
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise TypeError(f"test_fraction must be a float, got {type(test_fraction).__name__}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def _seg_path(vol_path: Path, modality: str) -> Path | None:
+    stem = vol_path.name.split(f"_{modality}.nii")[0]
+    for suffix in ("_seg.nii.gz", "_seg.nii"):
+        if (vol_path.parent / f"{stem}{suffix}").exists():
+            return vol_path.parent / f"{stem}{suffix}"
+    return None
+
+
+def nifti(
+    n: int | None,
+    size: int | None,
+    seed: int,
+    root: str | Path | None,
+    *,
+    modality: str = "t1",
+    min_brain_fraction: float = 0.15,
+    split: str = "all",
+    test_fraction: float = 0.2,
+    slices_per_case: int | None = None,
+) -> Dataset:
+    """Axial slices of BraTS-style volumes: ``root/**/<case>_<modality>.nii.gz`` (+ ``_seg``).
+
+    Each volume is scaled by its 99.5th percentile; slices whose non-zero area is below
+    ``min_brain_fraction`` of the slice are skipped. With a ``_seg`` file beside every volume, a
+    slice's label says whether it contains tumour; when any volume lacks one, ``labels`` is
+    ``None`` and the description says so.
+
+    Reading is bounded: the cases are shuffled with ``seed`` and read one at a time, each kept
+    slice cropped to its central square and resized to ``size`` at once, until at least ``n``
+    slices are in hand; ``n`` of them are then drawn with ``seed``. Memory is therefore about
+    ``(n + one volume's slices) × size²`` rather than the whole dataset, and only as many volumes
+    are opened as ``n`` needs (all of them when ``n`` is ``None``).
+
+    Parameters
+    ----------
+    n : int or None
+        Number of slices (at most; fewer when the cases hold fewer). ``None``: all of them.
+    size : int or None
+        Height and width of the returned slices (default 64).
+    seed : int
+        Seed of the case order, of ``slices_per_case`` and of the final draw.
+    root : str, Path or None
+        Folder searched recursively (default ``data/cache/brats``).
+    modality : str
+        File suffix of the volumes: ``"t1"``, ``"t1ce"``, ``"t2"`` or ``"flair"`` for BraTS.
+    min_brain_fraction : float
+        Smallest fraction of a slice, in ``[0, 1]``, that must be brain (value above 0.05).
+    split : {"all", "train", "test"}
+        Patient-level split: adjacent slices of one volume are near-duplicates, so ``"train"`` and
+        ``"test"`` never share a case. Which split a case is in is decided by
+        :func:`case_split` from its name alone, independent of ``n`` and ``seed``.
+    test_fraction : float
+        Expected fraction of cases in ``"test"``, strictly between 0 and 1 (used when ``split`` is
+        not ``"all"``).
+    slices_per_case : int or None
+        At most this many slices from each volume, drawn with ``seed``: smaller values spread the
+        ``n`` slices over more patients, at the cost of opening more volumes.
+
+    Returns
+    -------
+    Dataset
+        ``images`` ``(N, 1, size, size)`` in ``[0, 1]``, ordered by case name then slice;
+        ``labels`` ``(N,)`` (0 healthy, 1 lesion) or ``None`` without ``_seg`` files.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` does not exist or holds no ``*_<modality>.nii[.gz]`` volume (the message
+        says what to download and where to put it).
+    ValueError
+        For a bad ``split``, ``test_fraction``, ``min_brain_fraction``, ``n`` or
+        ``slices_per_case``, a split that selects no case, a volume that is not 3-D, or when no
+        slice has enough brain.
+
+    Examples
+    --------
+    Training and held-out slices from disjoint sets of patients:
+
+    >>> train = load("nifti", n=512, size=64, split="train")  # doctest: +SKIP
+    >>> test = load("nifti", n=128, size=64, split="test")  # doctest: +SKIP
+    """
+    import nibabel as nib
+
+    if not isinstance(modality, str):
+        raise TypeError(f"modality must be a string such as 't1', got {type(modality).__name__}")
+    if not modality:
+        raise ValueError("modality must be a non-empty string such as 't1', got ''")
+    if not 0 <= min_brain_fraction <= 1:
+        raise ValueError(f"min_brain_fraction must be in [0, 1], got {min_brain_fraction}")
+    if split not in NIFTI_SPLITS:
+        raise ValueError(
+            f"split must be one of {', '.join(map(repr, NIFTI_SPLITS))}, got {split!r}"
+        )
+    _check_fraction(test_fraction)
+    _check_count("n", n)
+    _check_count("slices_per_case", slices_per_case)
+    _check_count("size", size)
+    size = size or 64
+
+    root = Path(root) if root is not None else _default_root("brats")
+    if not root.is_dir():
+        raise _no_folder("nifti", root, key="brats")
+    vols = sorted(root.rglob(f"*_{modality}.nii.gz")) + sorted(root.rglob(f"*_{modality}.nii"))
+    if not vols:
+        raise _missing("nifti", root, f"volumes named *_{modality}.nii.gz", key="brats")
+    cases = [(p.name.split(f"_{modality}.nii")[0], p) for p in vols]
+    if split != "all":
+        cases = [(c, p) for c, p in cases if case_split(c, test_fraction) == split]
+        if not cases:
+            raise ValueError(
+                f"split={split!r} with test_fraction={test_fraction} selects none of the "
+                f"{len(vols)} cases under {root}; add cases or change test_fraction"
+            )
+    segs = [_seg_path(p, modality) for _, p in cases]
+    without_seg = sum(s is None for s in segs)
+    labelled = without_seg == 0
+
+    rng = np.random.default_rng(seed)
+    order = range(len(cases)) if n is None else rng.permutation(len(cases))
+    kept: list[tuple[int, torch.Tensor, list[int]]] = []  # (case index, images, labels)
+    total = 0
+    for i in order:
+        vol_path = cases[i][1]
+        vol = np.asarray(nib.load(str(vol_path)).get_fdata(dtype=np.float32))
+        if vol.ndim != 3:
+            raise ValueError(f"{vol_path}: expected a 3-D volume, got shape {vol.shape}")
+        positive = vol[vol > 0]
+        scale = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        vol = np.clip(vol / scale, 0, 1, dtype=np.float32)
+        zs = [z for z in range(vol.shape[2]) if (vol[:, :, z] > 0.05).mean() >= min_brain_fraction]
+        if slices_per_case is not None and len(zs) > slices_per_case:
+            zs = sorted(rng.choice(zs, slices_per_case, replace=False).tolist())
+        if not zs:
+            continue
+        seg = np.asarray(nib.load(str(segs[i])).dataobj) if labelled else None
+        labels = [int(seg is not None and (seg[:, :, z] > 0).any()) for z in zs]
+        stack = np.stack([np.rot90(vol[:, :, z]) for z in zs])[:, None]  # (k, 1, H, W)
+        images = resize(center_square(torch.from_numpy(stack)), size).contiguous()
+        kept.append((int(i), images, labels))
+        total += len(zs)
+        del vol, seg, stack
+        if n is not None and total >= n:
+            break
+    if not kept:
+        raise ValueError(
+            f"no slice in the {len(cases)} volumes under {root} has a brain area of at least "
+            f"{min_brain_fraction:.0%}; lower min_brain_fraction"
+        )
+    kept.sort(key=lambda item: item[0])
+    images = torch.cat([item[1] for item in kept])
+    labels = [label for item in kept for label in item[2]]
+    case_of = np.concatenate([[item[0]] * len(item[2]) for item in kept])
+    pick = np.arange(total) if n is None or n >= total else np.sort(rng.permutation(total)[:n])
+    used = len(np.unique(case_of[pick]))
+    where = f"split {split!r}, " if split != "all" else ""
+    if labelled:
+        label_text = "labels: 1 = the slice contains tumour in its _seg file"
+    elif without_seg == len(cases):
+        label_text = "unlabelled: no _seg files"
+    else:
+        label_text = f"unlabelled: {without_seg} of the {len(cases)} cases have no _seg file"
+    return Dataset(
+        images[torch.from_numpy(pick)].contiguous(),
+        torch.tensor([labels[j] for j in pick], dtype=torch.int64) if labelled else None,
+        f"{len(pick)} axial {modality} slices from {used} of {len(cases)} NIfTI volumes "
+        f"({where}under {root}); {label_text}",
+        class_names=("healthy", "lesion") if labelled else (),
+    )
+
+
+def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download: bool = False):
+    import torchvision
+
+    root = Path(root) if root is not None else _default_root(kind)
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[
+        kind
+    ]
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except RuntimeError as err:
+        raise FileNotFoundError(
+            f"{kind}: the raw files were not found under {root / cls.__name__ / 'raw'}. "
+            f"Call load({kind!r}, download=True) on a machine with network access, or copy the four "
+            f"idx files there. {_hint(kind, how=False)}"
+        ) from err
+    pick = _subset(len(ds.targets), n, seed)
+    images = ds.data[torch.from_numpy(pick)].float().div(255)[:, None]
+    classes = tuple(getattr(ds, "classes", ())) or tuple(str(i) for i in range(10))
+    return Dataset(
+        resize(images, size or 28).contiguous(),
+        ds.targets[torch.from_numpy(pick)].long(),
+        f"{len(pick)} {kind} images from {root}",
+        class_names=classes,
+    )
+
+
+def mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
+    """MNIST from ``root`` (default ``data/cache/mnist``) via torchvision; never downloads unless
+    ``download=True``. ``train`` picks the 60,000 training or the 10,000 test digits."""
+    return _torchvision("mnist", n, size, seed, root, train=train, download=download)
+
+
+def fashion_mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
+    """Fashion-MNIST from ``root`` (default ``data/cache/fashion_mnist``) via torchvision."""
+    return _torchvision("fashion_mnist", n, size, seed, root, train=train, download=download)

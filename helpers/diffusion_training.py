@@ -1,0 +1,293 @@
+"""Training a diffusion model: ε-prediction MSE, EMA of the weights, checkpoints and resume.
+
+Any denoiser called as ``model(x, t, y=None, cond=None) -> ε̂`` trains here: the U-Nets of
+:mod:`helpers.unet`, the embedding denoiser of :mod:`helpers.embedding_prior`.
+
+:func:`train` minimises L_simple = E‖ε − ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)‖² (Ho et al. 2020, eq. 14)
+with t uniform over ``0 … T−1``. With ``labels`` or ``cond`` the condition is replaced by the null
+condition a fraction ``cond_drop`` of the time, so the same network also learns the unconditional
+model that classifier-free guidance needs (Ho & Salimans 2021). Every random draw (batch indices,
+t, ε, condition dropping) comes from one seeded ``torch.Generator`` whose state is saved in the
+checkpoint, so an interrupted run resumed with ``resume=True`` ends with the same weights as an
+uninterrupted one.
+
+References
+----------
+.. [1] J. Ho, A. Jain, P. Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020.
+.. [2] J. Ho, T. Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 workshop.
+
+Examples
+--------
+>>> import torch
+>>> from helpers import diffusion, diffusion_training, unet
+>>> net = unet.UNet(1, base_channels=8, channel_mults=(1,), attn_resolutions=())
+>>> x = torch.rand(16, 1, 8, 8) * 2 - 1
+>>> s = diffusion.Schedule.make("linear", T=100)
+>>> result = diffusion_training.train(net, x, schedule=s, steps=3, batch_size=4, progress=False)
+>>> len(result.loss_history)
+3
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checkpoint
+from .diffusion import Schedule, drop_condition, q_sample
+from .optim import LR_SCHEDULES, ema_decay_at, ema_update, lr_at
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "diffusion_loss", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The trained network (the object passed in, updated in place).
+    ema : nn.Module
+        A copy holding the exponential moving average of the weights, in eval mode: sample with it.
+    loss_history : list of float
+        The training loss at every step (including steps done before a resume).
+    steps : int
+        Steps completed. ``resumed_from`` : int, the step loaded from a checkpoint (0 if none).
+    seconds : float
+        Training wall time of all the steps, those of earlier (resumed or cached) runs included.
+    """
+
+    model: nn.Module
+    ema: nn.Module
+    loss_history: list[float] = field(default_factory=list)
+    steps: int = 0
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+
+def diffusion_loss(
+    model: nn.Module,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    *,
+    generator: torch.Generator | None = None,
+    y: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """L_simple on one batch: t ~ U{0…T−1}, ε ~ N(0, I), MSE between ε and ε_θ(x_t, t).
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x, t, y=None, cond=None) -> ε̂``.
+    x0 : Tensor ``(B, C, H, W)`` in ``[-1, 1]``
+    schedule : Schedule
+    generator : torch.Generator, optional
+        CPU generator for t and ε (drawn on the CPU, then moved to ``x0``'s device).
+    y, cond : optional
+        Condition of each image (already dropped to null where wanted).
+
+    Returns
+    -------
+    Tensor ``()``: the loss.
+    """
+    b = x0.shape[0]
+    t = torch.randint(0, schedule.T, (b,), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    x_t = q_sample(x0, t, noise, schedule)
+    return F.mse_loss(model(x_t, t, y=y, cond=cond).float(), noise.float())
+
+
+def _check(
+    images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every
+) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(
+            f"images must be a (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
+        )
+    n = images.shape[0]
+    if float(images.min()) < -1.001 or float(images.max()) > 1.001:
+        raise ValueError(
+            f"images must lie in [-1, 1] (use diffusion.to_signed), got [{float(images.min()):.3g}, {float(images.max()):.3g}]"
+        )
+    for name, c in (("labels", labels), ("cond", cond)):
+        if c is not None and c.shape[0] != n:
+            raise ValueError(f"{name} has {c.shape[0]} rows for {n} images")
+    if labels is not None and labels.dtype != torch.long:
+        raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
+    for name, v in (
+        ("steps", steps),
+        ("batch_size", batch_size),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not lr > 0 or not 0 <= cond_drop < 1 or not 0 <= ema_decay < 1:
+        raise ValueError(
+            f"need lr > 0, 0 <= cond_drop < 1, 0 <= ema_decay < 1; got {lr}, {cond_drop}, {ema_decay}"
+        )
+
+
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    schedule: Schedule,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    labels: torch.Tensor | None = None,
+    cond: torch.Tensor | None = None,
+    cond_drop: float = 0.1,
+    ema_decay: float = 0.999,
+    warmup: int = 100,
+    lr_schedule: str = "cosine",
+    grad_clip: float | None = 1.0,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
+
+    Parameters
+    ----------
+    model : nn.Module
+        ``model(x, t, y=None, cond=None) -> ε̂``, e.g. :class:`helpers.unet.UNet`.
+    images : Tensor ``(N, C, H, W)`` in ``[-1, 1]``
+    schedule : Schedule
+    steps : int
+        Total optimisation steps (a resumed run continues up to this number).
+    batch_size, lr : int, float
+        Batch size and peak learning rate of AdamW.
+    labels : Tensor ``(N,)`` int64, optional
+        Class labels; ``cond`` : Tensor ``(N, D)``, optional, conditioning vectors.
+    cond_drop : float
+        Share of the batch whose condition is replaced by the null label / zero vector.
+    ema_decay : float
+        Decay of the weight average (with warm-up min(decay, (1 + k)/(10 + k)) at step k).
+    warmup, lr_schedule : int, {"cosine", "constant"}
+        Linear warm-up steps, then cosine decay to 10 % of ``lr`` or a constant rate.
+    grad_clip : float or None
+        Clip the gradient norm.
+    checkpoint_path : str or Path, optional
+        Where to write safetensors checkpoints (atomically), every ``checkpoint_every`` steps
+        and at the end.
+    resume : bool, optional
+        Continue from ``checkpoint_path`` when it exists; it must have been written with the same
+        seed, batch size, learning rate and schedule. ``None`` (default) resumes whenever a
+        checkpoint path is given, ``True`` also insists on one, ``False`` starts afresh and
+        overwrites it (the same rule as :func:`helpers.gan.train_gan`).
+    seed : int
+        Seed of every random draw of the loop.
+    device : optional
+        Default: the model's device.
+    progress : bool
+        Show a progress bar with the loss.
+
+    Returns
+    -------
+    TrainResult
+        ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
+    """
+    _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every)
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path")
+    resume = checkpoint_path is not None if resume is None else resume
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    data = images.to(device)
+    labels = labels.to(device) if labels is not None else None
+    cond = cond.to(device) if cond is not None else None
+    schedule = schedule.to(device)
+    history: list[float] = []
+    start, earlier_seconds = 0, 0.0
+    run_meta = {"seed": seed, "batch_size": batch_size, "lr": lr}
+    run_meta |= {"schedule": schedule.kind, "T": schedule.T}
+    if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
+        meta = checkpoint.load_training_state(
+            checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen}
+        )
+        saved = {k: meta.get(k) for k in run_meta}
+        if saved != run_meta:
+            raise ValueError(
+                f"checkpoint {checkpoint_path} was trained with {saved}, not {run_meta}; "
+                "pass resume=False or another checkpoint_path"
+            )
+        start = int(meta["step"])
+        earlier_seconds = float(meta.get("seconds", 0.0))
+        history = meta["extra"].get("loss_history", torch.empty(0)).tolist()
+        logger.info("resumed from %s at step %d", checkpoint_path, start)
+        if start > steps:
+            raise ValueError(
+                f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}"
+            )
+
+    def save(step: int, elapsed: float) -> None:
+        if checkpoint_path is not None:
+            checkpoint.save_training_state(
+                checkpoint_path,
+                model=model,
+                step=step,
+                optimizer=opt,
+                ema=ema,
+                generators={"train": gen},
+                extra={"loss_history": torch.tensor(history, dtype=torch.float64)},
+                meta={**run_meta, "steps": steps, "seconds": elapsed},
+            )
+
+    began = time.perf_counter()
+
+    def seconds() -> float:  # training time so far, earlier runs included
+        return earlier_seconds + time.perf_counter() - began
+
+    bar = tqdm(range(start, steps), disable=not progress, desc="train", initial=start, total=steps)
+    for step in bar:
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(device)
+        y = labels[idx] if labels is not None else None
+        c = cond[idx] if cond is not None else None
+        y, c, _ = drop_condition(model, y, c, cond_drop, batch=batch_size, generator=gen)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, lr, steps=steps, warmup=warmup, schedule=lr_schedule)
+        loss = diffusion_loss(model, data[idx], schedule, generator=gen, y=y, cond=c)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        ema_update(ema, model, ema_decay_at(step, ema_decay))
+        history.append(loss.item())
+        if step % 10 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save(step + 1, seconds())
+    total_seconds = seconds() if start < steps else earlier_seconds
+    if start < steps:  # a finished checkpoint that was only loaded is left as it is
+        save(steps, total_seconds)
+    model.eval()
+    return TrainResult(
+        model=model,
+        ema=ema,
+        loss_history=history,
+        steps=steps,
+        resumed_from=start,
+        seconds=total_seconds,
+    )

@@ -1,0 +1,240 @@
+"""The machine-readable results file of a notebook: its headline numbers, one JSON file per run.
+
+A notebook records each number it claims with :meth:`helpers.runtime.Run.record`; the numbers land
+in ``<build>/<profile>/results/<notebook>.json``. The run report reads these files, and the
+"What you should see" table at the end of each notebook is rendered from the committed copy of a
+laptop run (``notebooks/results/<notebook>.<profile>.json``) by :func:`markdown_table`, so the
+table and the run it describes cannot drift apart.
+
+Examples
+--------
+>>> r = Result("acc", "held-out accuracy", 0.973, at_least=0.9)
+>>> r.status, r.display()
+('pass', '0.973')
+>>> Result("fd", "Fréchet distance", 0.0123, interval=(0.01, 0.015), fmt=".3f").display()
+'0.012 [0.010, 0.015]'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Result", "markdown_table", "path_for", "read", "record", "reset"]
+
+STATUSES = ("pass", "warn", "n/a")
+"""``pass``: every bound met; ``warn``: a bound missed; ``n/a``: nothing to compare with."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One headline number of a notebook.
+
+    Attributes
+    ----------
+    key : str
+        Identifier, unique within the notebook (letters, digits, ``_``), e.g. ``"ddim50_accuracy"``.
+    label : str
+        What the number is, as a table row says it.
+    value : float, int or str
+        The measured value (a string for categorical results).
+    unit : str
+        Unit (``"dB"``, ``"s"``, ``"%"``…), ``""`` for plain numbers.
+    interval : (float, float) or None
+        A confidence interval or a min–max spread, as the label says.
+    at_least, at_most : float or None
+        Bounds the notebook must reach; they decide :attr:`status`.
+    paper : str
+        The paper's value or setting, as text ("" when not comparable).
+    gpu : str
+        What the ``gpu`` profile is expected to give ("" when unknown); never measured here.
+    fmt : str
+        Format spec of the value and interval, e.g. ``".3g"``, ``".1%"``, ``".2f"``.
+    """
+
+    key: str
+    label: str
+    value: float | int | str
+    unit: str = ""
+    interval: tuple[float, float] | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+    paper: str = ""
+    gpu: str = ""
+    fmt: str = ".3g"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key.replace("_", "").isalnum():
+            raise ValueError(f"result key must be letters, digits and '_', got {self.key!r}")
+        if not isinstance(self.label, str) or not self.label:
+            raise ValueError(f"result {self.key!r} needs a label (what the number is)")
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float | str):
+            raise TypeError(
+                f"result {self.key!r}: value must be a number or a string, got "
+                f"{type(self.value).__name__}"
+            )
+        if isinstance(self.value, float) and not math.isfinite(self.value):
+            if self.at_least is not None or self.at_most is not None:
+                raise ValueError(
+                    f"result {self.key!r} has a bound but a non-finite value {self.value}"
+                )
+        if self.interval is not None:
+            lo, hi = self.interval
+            if not lo <= hi:
+                raise ValueError(f"result {self.key!r}: interval {self.interval} has low > high")
+            object.__setattr__(self, "interval", (float(lo), float(hi)))
+        try:
+            format(1.0, self.fmt)
+        except ValueError as err:
+            raise ValueError(f"result {self.key!r}: bad format spec {self.fmt!r}") from err
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """A result from its JSON form (as :func:`record` writes it; ``status`` is derived)."""
+        fields = {k: v for k, v in data.items() if k != "status"}
+        if fields.get("interval") is not None:
+            fields["interval"] = tuple(fields["interval"])
+        return cls(**fields)
+
+    @property
+    def status(self) -> str:
+        """``"pass"`` when every bound holds, ``"warn"`` when one is missed, else ``"n/a"``."""
+        if self.at_least is None and self.at_most is None:
+            return "n/a"
+        if isinstance(self.value, str):
+            raise TypeError(f"result {self.key!r}: a string value cannot meet a numeric bound")
+        ok = (self.at_least is None or self.value >= self.at_least) and (
+            self.at_most is None or self.value <= self.at_most
+        )
+        return "pass" if ok else "warn"
+
+    def _number(self, value: float | int | str) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not self.fmt.endswith("%"):
+            return f"{value:,}".replace(",", " ") if abs(value) >= 10_000 else str(value)
+        return format(value, self.fmt)
+
+    def display(self) -> str:
+        """The value as a table shows it: formatted, with its interval and unit."""
+        text = self._number(self.value)
+        if self.interval is not None:
+            text += f" [{self._number(self.interval[0])}, {self._number(self.interval[1])}]"
+        return f"{text} {self.unit}".strip()
+
+    def target(self) -> str:
+        """The bounds as text, e.g. ``"≥ 0.8"``, ``"≤ 360 s"`` or ``"0.5 – 0.9"``."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.at_least is not None and self.at_most is not None:
+            return f"{self._number(self.at_least)} – {self._number(self.at_most)}{unit}"
+        if self.at_least is not None:
+            return f"≥ {self._number(self.at_least)}{unit}"
+        if self.at_most is not None:
+            return f"≤ {self._number(self.at_most)}{unit}"
+        return ""
+
+
+def path_for(folder: str | Path, notebook: str) -> Path:
+    """The results file of ``notebook`` (e.g. ``"03_ddpm_ddim"``) in ``folder``."""
+    if not isinstance(notebook, str) or not notebook or "/" in notebook or "\\" in notebook:
+        raise ValueError(f"notebook name must be a file stem like '03_ddpm_ddim', got {notebook!r}")
+    return Path(folder) / f"{notebook}.json"
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON through a temporary file and a rename (readers never see half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, ensure_ascii=False)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def reset(path: str | Path) -> None:
+    """Start ``path`` afresh (an empty list of results), as :func:`helpers.runtime.setup` does."""
+    _write(Path(path), {"results": []})
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The results file as a dict: ``"results"`` (list of :class:`Result`) plus its header fields.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a results file (the message names it).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = [Result.from_dict(r) for r in data.get("results", [])]
+    except FileNotFoundError:
+        raise
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{path} is not a results file ({type(err).__name__}: {err})") from err
+    return {**data, "results": items}
+
+
+def record(path: str | Path, result: Result, *, header: dict[str, Any] | None = None) -> None:
+    """Add ``result`` to the file at ``path`` (replacing one with the same key); set the header."""
+    path = Path(path)
+    data = {"results": []}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    items = [r for r in data.get("results", []) if r.get("key") != result.key]
+    items.append({**asdict(result), "status": result.status})
+    _write(path, {**data, **(header or {}), "results": items})
+
+
+def markdown_table(per_profile: dict[str, dict[str, Any]]) -> str:
+    """The "What you should see" table: one row per result, one column per measured profile.
+
+    Parameters
+    ----------
+    per_profile : dict
+        ``{profile: read(path)}`` for the profiles that were run (e.g. ``{"laptop": …}``); the
+        rows follow the first profile's order. The ``gpu`` column shows a measured value when a
+        ``gpu`` run is given, else the expectation recorded as ``gpu=`` marked "expected".
+
+    Returns
+    -------
+    str
+        A GitHub-flavoured markdown table.
+    """
+    if not per_profile:
+        raise ValueError("markdown_table needs the results of at least one profile")
+    profiles = list(per_profile)
+    measured = {p: {r.key: r for r in per_profile[p]["results"]} for p in profiles}
+    first = per_profile[profiles[0]]["results"]
+    gpu_measured = "gpu" in per_profile
+    heads = ["result"] + [f"{p} (measured)" for p in profiles]
+    heads += [] if gpu_measured else ["gpu (expected, not measured)"]
+    heads += ["target", "status", "paper"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for r in first:
+        cells = [r.label]
+        for p in profiles:
+            other = measured[p].get(r.key)
+            cells.append(other.display() if other is not None else "—")
+        if not gpu_measured:
+            cells.append(r.gpu or "—")
+        cells += [r.target() or "—", r.status if r.status != "n/a" else "—", r.paper or "—"]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)

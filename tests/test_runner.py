@@ -1,0 +1,174 @@
+"""The course runner, the command line and the doctor."""
+
+import json
+
+import nbformat
+import pytest
+
+from helpers import results
+from helpers.__main__ import main
+from helpers.course import doctor, report, runner
+
+
+def test_notebooks_in_teaching_order():
+    names = [p.stem for p in runner.list_notebooks()]
+    assert names == sorted(names) and names[0] == "00_setup_and_tour"
+    assert [p.stem for p in runner.list_notebooks(["00"])] == ["00_setup_and_tour"]
+    with pytest.raises(ValueError, match="no notebook matches 99"):
+        runner.list_notebooks(["99"])
+
+
+def test_every_notebook_follows_the_conventions():
+    for path in runner.list_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), path.name
+        assert 'PROFILE = "auto"' in code[0].source and "SEED = 0" in code[0].source, path.name
+        assert f'runtime.setup(PROFILE, seed=SEED, notebook="{path.stem}")' in code[1].source, (
+            path.name
+        )
+        assert sum("NBVAL_CHECK_OUTPUT" in c.source for c in code) >= 3, path.name
+        assert nb.cells[0].cell_type == "markdown"
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert "What you should see" in text and "Exercises" in text, path.name
+        assert any(c.outputs for c in code), f"{path.name} is committed without outputs"
+        assert path.stat().st_size <= 3 * 1024 * 1024, path.name
+
+
+def test_runner_executes_00_in_smoke_and_writes_the_report(tmp_path):
+    report = runner.run_notebooks("smoke", only=["00"], out=tmp_path)
+    assert report.ok, report.notebooks[0].error
+    root = tmp_path / "smoke"
+    page = (root / "report.html").read_text()
+    assert "00_setup_and_tour" in page and "profile <b>smoke</b>" in page and "device <b>" in page
+    figures = report.notebooks[0].figures
+    assert "00_datasets_gallery.png" in figures
+    for fig in figures:
+        assert (root / "figures" / fig).exists() and f"figures/{fig}" in page
+    executed = nbformat.read(root / "notebooks" / "00_setup_and_tour.ipynb", as_version=4)
+    assert any(
+        "profile=smoke" in o.get("text", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    data = json.loads((root / "run.json").read_text())
+    assert data["profile"] == "smoke" and data["notebooks"][0]["status"] == "ok"
+    # the notebook's headline numbers are in its results file and in the report
+    recorded = results.read(root / "results" / "00_setup_and_tour.json")
+    assert recorded["profile"] == "smoke" and recorded["results"]
+    assert data["notebooks"][0]["results"] and recorded["results"][0].label in page
+
+
+def _notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell('PROFILE = "auto"\nSEED = 0', metadata={"tags": ["parameters"]}),
+        *(nbformat.v4.new_code_cell(src) for src in sources),
+    ]
+    return nb
+
+
+def test_runner_reports_a_failing_notebook(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(_notebook("raise RuntimeError('broken on purpose')"), folder / "07_broken.ipynb")
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    stale = tmp_path / "build" / "smoke" / "figures" / "07_from_an_earlier_run.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"png")
+    report = runner.run_notebooks("smoke", out=tmp_path / "build")
+    assert not report.ok and "broken on purpose" in report.notebooks[0].error
+    # a figure left by an earlier run is not reported as this run's
+    assert report.notebooks[0].figures == [] and not stale.exists()
+    assert "failed" in (tmp_path / "build" / "smoke" / "report.html").read_text()
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "b2")]) == 1
+
+
+def test_refresh_in_place_replaces_only_notebooks_that_ran(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nbformat.write(_notebook("print('fresh output')"), folder / "01_good.ipynb")
+    nbformat.write(_notebook("raise RuntimeError('broken on purpose')"), folder / "02_bad.ipynb")
+    bad_before = (folder / "02_bad.ipynb").read_bytes()
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    report = runner.run_notebooks("smoke", out=tmp_path / "build", in_place=True)
+    good, bad = report.notebooks
+    assert good.status == "ok" and bad.status == "failed"
+    refreshed = nbformat.read(folder / "01_good.ipynb", as_version=4)
+    assert "fresh output" in refreshed.cells[1].outputs[0]["text"]
+    assert "papermill" not in refreshed.metadata  # run metadata stripped for clean diffs
+    # The failing notebook keeps its committed content; its failed run is kept under build/.
+    assert (folder / "02_bad.ipynb").read_bytes() == bad_before
+    assert (tmp_path / "build" / "smoke" / "refresh" / "02_bad.ipynb").exists()
+    assert "left unchanged" in bad.error
+    assert sorted(p.name for p in folder.iterdir()) == ["01_good.ipynb", "02_bad.ipynb"]
+
+
+WYSS = f"""## What you should see
+
+{report.BEGIN}
+(a stale table)
+{report.END}
+
+Prose after the table stays."""
+
+
+def test_refresh_keeps_results_and_renders_what_you_should_see(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = _notebook(
+        "from helpers import runtime\n"
+        "run = runtime.setup(PROFILE, seed=SEED, notebook='03_demo')\n"
+        "run.record('acc', 0.97, label='held-out accuracy', at_least=0.9, gpu='≈ 0.99')\n"
+        "run.record('secs', 12.5, label='run time', unit='s', fmt='.1f')"
+    )
+    nb.cells.append(nbformat.v4.new_markdown_cell(WYSS))
+    nbformat.write(nb, folder / "03_demo.ipynb")
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    rep = runner.run_notebooks("smoke", out=tmp_path / "build", in_place=True)
+    assert rep.ok, rep.notebooks[0].error
+    kept = results.read(folder / "results" / "03_demo.smoke.json")
+    assert [r.key for r in kept["results"]] == ["acc", "secs"]
+    cell = nbformat.read(folder / "03_demo.ipynb", as_version=4).cells[-1].source
+    table = report.table_in_notebook(folder / "03_demo.ipynb")
+    assert "(a stale table)" not in cell and cell.endswith("Prose after the table stays.")
+    assert table == report.what_you_should_see("03_demo", folder / "results")
+    assert "| held-out accuracy | 0.97 | ≈ 0.99 | ≥ 0.9 | pass | — |" in table
+    assert "| run time | 12.5 s |" in table
+
+
+@pytest.mark.parametrize("path", runner.list_notebooks(), ids=lambda p: p.stem)
+def test_committed_what_you_should_see_is_rendered_from_the_committed_results(path):
+    """The table a student reads is the one the committed run's results file gives."""
+    kept = report.committed_results_dir()
+    has_results = any(kept.glob(f"{path.stem}.*.json"))
+    table = report.table_in_notebook(path)
+    if table is None:
+        assert not has_results, f"{path.name} has results but no table markers"
+        pytest.skip(f"{path.name} has no generated table yet")
+    assert has_results, f"{path.name} has table markers but no committed results"
+    assert table == report.what_you_should_see(path.stem)
+    laptop = results.read(kept / f"{path.stem}.laptop.json")
+    assert laptop["profile"] == "laptop" and laptop["notebook"] == path.stem
+
+
+def test_cli_rejects_unknown_profile_and_notebook(capsys):
+    assert main(["run", "--profile", "fast"]) == 2
+    assert "valid profiles" in capsys.readouterr().err
+    assert main(["run", "--only", "99"]) == 2
+
+
+def test_doctor_checks_everything(capsys):
+    checks = doctor.doctor()
+    names = {c.name for c in checks}
+    assert {"python", "torch", "device", "data brain", "data histology"} <= names
+    assert all(c.ok for c in checks if c.name.startswith("data ")), [c for c in checks if not c.ok]
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    assert "checks passed" in out and code in (0, 1)

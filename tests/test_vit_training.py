@@ -1,0 +1,87 @@
+"""Tests for helpers.vit: training (through helpers.classifier.fit), accuracy, attention maps."""
+
+import pytest
+import torch
+
+from helpers import classifier, vit
+
+
+def small_cfg(**kw):
+    return vit.ViTConfig(
+        img_size=8,
+        patch_size=4,
+        in_chans=1,
+        embed_dim=16,
+        depth=2,
+        num_heads=2,
+        num_classes=2,
+        **kw,
+    )
+
+
+def toy_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.rand(n, 1, 8, 8, generator=g) * 0.2
+    images[labels == 1, :, :4] += 0.8  # class 1: bright top half
+    return images.clamp(0, 1), labels
+
+
+def test_training_learns_a_separable_task_and_is_seeded():
+    images, labels = toy_data()
+    cfg = small_cfg(epochs=8, batch_size=16, lr=3e-3)
+    global_state = torch.get_rng_state()
+    m1, l1 = vit.train_vit(images, labels, cfg, seed=0, progress=False)
+    assert torch.equal(torch.get_rng_state(), global_state)  # seeds are arguments, not globals
+    m2, l2 = vit.train_vit(images, labels, cfg, seed=0, progress=False)
+    assert l1 == l2  # same seed, same run
+    assert l1[-1] < l1[0]
+    assert classifier.accuracy(m1, images, labels) >= 0.95
+
+
+def test_augmentation_path_runs():
+    images, labels = toy_data(16)
+    _, losses = vit.train_vit(
+        images, labels, small_cfg(epochs=1), seed=0, augment=True, progress=False
+    )
+    assert len(losses) == 1
+
+
+def test_attention_maps_shapes_and_rows():
+    torch.manual_seed(0)
+    model = vit.TinyViT(vit.ViTConfig(img_size=16, patch_size=4, depth=3, embed_dim=32)).eval()
+    x = torch.rand(5, 1, 16, 16)
+    ws = vit.attention_weights(model, x)
+    assert len(ws) == 3 and ws[0].shape == (5, 4, 17, 17)
+    last = vit.cls_attention(model, x)
+    assert (
+        last.shape == (5, 4, 4)
+        and torch.all(last >= 0)
+        and torch.all(last.flatten(1).sum(1) <= 1 + 1e-5)
+    )
+    roll = vit.attention_rollout(model, x)
+    assert roll.shape == (5, 4, 4)
+    # with residual = 1 the rollout is the identity: the class token attends only to itself
+    assert torch.allclose(vit.attention_rollout(model, x, residual=1.0), torch.zeros(5, 4, 4))
+
+
+def test_rollout_single_layer_formula():
+    torch.manual_seed(0)
+    model = vit.TinyViT(
+        vit.ViTConfig(img_size=8, patch_size=4, depth=1, embed_dim=16, num_heads=2)
+    ).eval()
+    x = torch.rand(2, 1, 8, 8)
+    a = vit.attention_weights(model, x)[0].mean(1)
+    expected = 0.5 * a + 0.5 * torch.eye(5)  # rows already sum to 1
+    torch.testing.assert_close(vit.attention_rollout(model, x), expected[:, 0, 1:].reshape(2, 2, 2))
+
+
+def test_bad_inputs():
+    images, labels = toy_data(8)
+    with pytest.raises(ValueError, match="images must have shape"):
+        vit.train_vit(images[:, :, :4], labels, small_cfg(), seed=0, progress=False)
+    with pytest.raises(ValueError, match="labels must lie"):
+        vit.train_vit(images, labels + 5, small_cfg(), seed=0, progress=False)
+    model = vit.TinyViT(small_cfg())
+    with pytest.raises(ValueError, match="residual"):
+        vit.attention_rollout(model, images, residual=2.0)
