@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from helpers import results
+from helpers import results, runtime
 from helpers.__main__ import main
 from helpers.course import doctor, report, runner
 
@@ -154,6 +154,9 @@ def test_committed_what_you_should_see_is_rendered_from_the_committed_results(pa
         pytest.skip(f"{path.name} has no generated table yet")
     assert has_results, f"{path.name} has table markers but no committed results"
     assert table == report.what_you_should_see(path.stem)
+    lesson = runtime.project_root() / "course" / "lessons" / f"{path.stem}.md"
+    page = report.table_in_text(lesson.read_text(encoding="utf-8"))
+    assert page is None or page == table, f"the lesson page of {path.stem} shows another run"
     laptop = results.read(kept / f"{path.stem}.laptop.json")
     assert laptop["profile"] == "laptop" and laptop["notebook"] == path.stem
 

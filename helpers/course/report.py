@@ -3,9 +3,10 @@
 After a run, :func:`write_report` writes one page with each notebook's status, wall time, figures
 and headline results (read from the results files the notebooks wrote, :mod:`helpers.results`).
 After a laptop refresh of the committed notebooks, :func:`store_results` keeps a copy of each
-notebook's results file beside the notebooks (``notebooks/results/<notebook>.<profile>.json``)
-and :func:`fill_what_you_should_see` renders the table of the notebook's "What you should see"
-cell from it, between the markers :data:`BEGIN` and :data:`END`.
+notebook's results file beside the notebooks (``notebooks/results/<notebook>.<profile>.json``),
+and :func:`fill_what_you_should_see` and :func:`fill_lesson_page` render the table of the
+notebook's "What you should see" cell and of its lesson page (``course/lessons/<notebook>.md``)
+from it, between the markers :data:`BEGIN` and :data:`END`.
 """
 
 from __future__ import annotations
@@ -111,14 +112,34 @@ def fill_what_you_should_see(
     return changed
 
 
+def fill_lesson_page(path: Path, notebook: str, folder: Path | None = None) -> bool:
+    """Replace the table between :data:`BEGIN` and :data:`END` in a lesson page (markdown) with
+    :func:`what_you_should_see` of ``notebook``; returns whether the page had the markers."""
+    text = Path(path).read_text(encoding="utf-8")
+    table = what_you_should_see(notebook, folder)
+    if table is None or BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    Path(path).write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}", encoding="utf-8")
+    return True
+
+
+def table_in_text(text: str) -> str | None:
+    """The table between the markers in ``text`` (``None`` without markers)."""
+    if BEGIN in text and END in text:
+        return text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    return None
+
+
 def table_in_notebook(path: Path) -> str | None:
     """The table between the markers of the notebook at ``path`` (``None`` without markers)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and BEGIN in cell.source and END in cell.source:
-            return cell.source.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+        if cell.cell_type == "markdown" and (table := table_in_text(cell.source)) is not None:
+            return table
     return None
 
 

@@ -28,7 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import results, runtime
-from .report import NotebookResult, RunReport, fill_what_you_should_see, store_results, write_report
+from .report import (
+    NotebookResult,
+    RunReport,
+    fill_lesson_page,
+    fill_what_you_should_see,
+    store_results,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +145,9 @@ def execute(
                 kept = notebook.parent / "results"
                 store_results(produced, notebook.stem, profile, kept)
                 fill_what_you_should_see(target, kept, name=notebook.stem)
+                lesson = notebook.parent.parent / "course" / "lessons" / f"{notebook.stem}.md"
+                if lesson.exists():
+                    fill_lesson_page(lesson, notebook.stem, kept)
             strip_run_metadata(target)
             shutil.move(target, output)
     return time.perf_counter() - start, error
