@@ -175,3 +175,49 @@ NotebookClient(nb, kernel_name="python3", timeout=600,
 setup = next(c for c in nb.cells if c.cell_type == "code" and "runtime.setup(" in c.source)
 print("".join(o.get("text", "") for o in setup.outputs))
 """
+
+
+def test_outside_a_checkout_outputs_go_to_the_user_folders(monkeypatch, tmp_path):
+    monkeypatch.setattr(runtime, "checkout_root", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_BUILD_DIR")
+    monkeypatch.delenv("COURSE_CACHE_DIR")
+    assert runtime.build_dir() == tmp_path / "data" / "imgen-course" / "build"
+    assert runtime.cache_dir() == tmp_path / "cache" / "imgen-course"
+    assert runtime.cache_path("03_x", 1).parent == tmp_path / "cache" / "imgen-course"
+    # the environment variables still decide
+    monkeypatch.setenv("COURSE_BUILD_DIR", str(tmp_path / "b"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "c"))
+    assert runtime.build_dir() == tmp_path / "b" and runtime.cache_dir() == tmp_path / "c"
+
+
+def test_in_a_checkout_outputs_stay_in_the_checkout(monkeypatch):
+    monkeypatch.delenv("COURSE_BUILD_DIR")
+    monkeypatch.delenv("COURSE_CACHE_DIR")
+    assert runtime.project_root() == ROOT
+    assert runtime.build_dir() == ROOT / "build" and runtime.cache_dir() == ROOT / "data" / "cache"
+
+
+def test_an_installed_kit_refuses_to_refresh_its_packed_notebooks(monkeypatch):
+    from helpers.course import runner
+
+    monkeypatch.setattr(runtime, "checkout_root", lambda: None)
+    with pytest.raises(ValueError, match="clone the repository"):
+        runner.run_notebooks("smoke", only=["00"], in_place=True)
+
+
+def test_notebooks_command_copies_without_overwriting(tmp_path):
+    from helpers.__main__ import main
+    from helpers.course import runner
+
+    assert main(["notebooks", str(tmp_path)]) == 0
+    first = runner.list_notebooks()[0]
+    copied = tmp_path / first.name
+    assert copied.read_bytes() == first.read_bytes()
+    assert (tmp_path / "course" / "figure_map.md").exists()
+    copied.write_text("a student's work")
+    assert main(["notebooks", str(tmp_path)]) == 0
+    assert copied.read_text() == "a student's work"
+    assert main(["notebooks", str(tmp_path), "--overwrite"]) == 0
+    assert copied.read_bytes() == first.read_bytes()

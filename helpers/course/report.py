@@ -234,7 +234,7 @@ def environment() -> dict[str, str]:
         "processor": platform.processor() or platform.machine(),
         "cpu cores": str(os.cpu_count()),
         "torch threads": os.environ.get("COURSE_NUM_THREADS", "") or str(torch.get_num_threads()),
-        "cuda": torch.version.cuda or "—",
+        "torch built for cuda": torch.version.cuda or "—",
     }
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
@@ -293,10 +293,10 @@ def write_report(report: RunReport) -> Path:
             for f in nb.figures
         )
         err = f"<pre class='error'>{esc(nb.error)}</pre>" if nb.error else ""
-        title = f" — {esc(nb.title)}" if nb.title else ""
         sections.append(
-            f"<section id='{esc(nb.name)}'><h2>{esc(nb.name)}{title}</h2>"
-            f"<p>status <b class='{nb.status}'>{nb.status}</b> · wall time {nb.seconds:.1f} s · "
+            f"<section id='{esc(nb.name)}'><h2>{esc(nb.title or nb.name)}</h2>"
+            f"<p><code>{esc(nb.name)}</code> · status <b class='{nb.status}'>{nb.status}</b> · "
+            f"wall time {nb.seconds:.1f} s · "
             f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}"
             f"{_results_table(nb.results, report.profile)}"
             f"<div class='figs'>{figs or '<p>no figures</p>'}</div></section>"

@@ -258,7 +258,10 @@ def run_notebooks(
             nb, target, profile=name, build=build, seed=seed, progress=progress
         )
         recorded = json.loads(produced.read_text())["results"] if produced.exists() else []
-        figures = _figures_of(nb.stem, figure_dir)
+        order = {name: i for i, name in enumerate(mapped)}  # the figure map's reading order
+        figures = sorted(
+            _figures_of(nb.stem, figure_dir), key=lambda f: (order.get(f, len(order)), f)
+        )
         outcomes.append(
             NotebookResult(
                 name=nb.stem,
