@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             written = assign.assign(args.out, only=args.only)
-        except (ValueError, LookupError) as err:
+        except (ValueError, LookupError, RuntimeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         for a in written:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         for submission in args.submissions:
             try:
                 print(assign.grade(submission, args.autograder, profile=args.profile))
-            except (ValueError, FileNotFoundError) as err:
+            except (ValueError, FileNotFoundError, RuntimeError) as err:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
         return 0

@@ -80,6 +80,7 @@ def _course_notebook(stem: str, setup: str = "") -> nbformat.NotebookNode:
 
 
 def test_prepare_works_on_any_notebook_that_follows_the_conventions(tmp_path):
+    pages = {p: p.read_text() for p in (ROOT / "README.md", ROOT / "course" / "index.md")}
     path = tmp_path / "06_new_topic.ipynb"
     nbformat.write(_course_notebook("06_new_topic"), path)
     assert launch.prepare_notebooks([path], url=URL, check=True) != []
@@ -97,6 +98,8 @@ def test_prepare_works_on_any_notebook_that_follows_the_conventions(tmp_path):
     assert "github/other/kit/blob/main/notebooks/06_new_topic.ipynb" in nb.cells[0].source
     assert URL not in nb.cells[0].source + nb.cells[2].source
     assert nb.cells[2].source.count(launch.INSTALL_BEGIN) == 1
+    # preparing named notebooks leaves the course's pages alone
+    assert all(p.read_text() == text for p, text in pages.items())
 
 
 def test_prepare_refuses_notebooks_off_the_conventions():

@@ -321,10 +321,15 @@ def assign(
     Returns
     -------
     list of Assignment
+
+    Raises
+    ------
+    RuntimeError
+        otter-grader is not installed (the kit's ``grading`` extra).
     """
     import nbformat
-    from otter.assign import main as otter_assign
 
+    otter_assign = _otter().assign.main
     url = url or launch.repository_url()
     out = Path(out) if out is not None else runtime.build_dir() / "assign"
     folders = {name: out / name for name in ("student", "instructor", "autograder", "master")}
@@ -369,6 +374,21 @@ def assign(
         )
         logger.info("assigned %s: %d exercises", path.stem, len(questions))
     return written
+
+
+def _otter():
+    """The otter package (with its ``assign`` and ``run`` modules), or a RuntimeError saying
+    how to install it."""
+    try:
+        import otter
+        import otter.assign
+        import otter.run
+    except ImportError as err:
+        raise RuntimeError(
+            "otter-grader is not installed: `pip install imgen-course[grading]` "
+            "(in a checkout `make setup` installs it)"
+        ) from err
+    return otter
 
 
 @contextlib.contextmanager
@@ -423,9 +443,13 @@ def grade(
     -------
     Grade
         Score, points possible, points per question, and otter's log.
-    """
-    from otter.run import main as otter_run
 
+    Raises
+    ------
+    RuntimeError
+        otter-grader is not installed (the kit's ``grading`` extra).
+    """
+    otter_run = _otter().run.main
     submission = Path(submission).resolve()
     autograder = Path(autograder) if autograder else autograder_for(submission)
     name = runtime.resolve_profile(profile)

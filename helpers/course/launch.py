@@ -235,13 +235,14 @@ def prepare_notebook(
 def prepare_notebooks(
     paths: Iterable[Path] | None = None, *, check: bool = False, url: str | None = None
 ) -> list[Path]:
-    """Apply :func:`prepare_notebook` to every notebook (default: the course notebooks) and
-    :func:`prepare_page` to the README and the site's front page when they carry the markers.
+    """Apply :func:`prepare_notebook` to notebooks; preparing the course (no ``paths``) also
+    applies :func:`prepare_page` to the README and the site's front page (their markers).
 
     Parameters
     ----------
     paths : iterable of Path, optional
-        Notebooks to prepare (default every ``notebooks/NN_*.ipynb``).
+        Notebooks to prepare (default every ``notebooks/NN_*.ipynb`` of the checkout, and then the
+        README and ``course/index.md`` too).
     check : bool
         Only report what would change; write nothing.
     url : str, optional
@@ -256,7 +257,15 @@ def prepare_notebooks(
 
     from .runner import list_notebooks
 
+    root = runtime.checkout_root()
+    if paths is None and root is None:
+        raise ValueError(
+            "prepare-notebooks edits the course notebooks of a checkout; this kit is installed: "
+            "name the notebooks to prepare"
+        )
     url = url or repository_url()
+    # the README and the site's front page list the course's notebooks: prepared with the course
+    pages = (root / "README.md", root / "course" / "index.md") if paths is None else ()
     paths = list(paths) if paths is not None else list_notebooks()
     changed = []
     for path in paths:
@@ -265,9 +274,8 @@ def prepare_notebooks(
             changed.append(Path(path))
             if not check:
                 nbformat.write(nb, path)
-    root = runtime.project_root()
     stems = [Path(p).stem for p in list_notebooks()]
-    for page in (root / "README.md", root / "course" / "index.md"):
+    for page in pages:
         if page.exists() and prepare_page(page, stems, url, check=check):
             changed.append(page)
     return changed
