@@ -134,7 +134,12 @@ def curves(
 
 
 def savefig(
-    fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: runtime.Run | None = None
+    fig: matplotlib.figure.Figure,
+    name: str,
+    *,
+    dpi: int = 80,
+    run: runtime.Run | None = None,
+    caption: str | None = None,
 ) -> Path | None:
     """Save ``fig`` as ``<figure_dir>/<name>.png`` of the current run.
 
@@ -149,6 +154,10 @@ def savefig(
         Resolution (modest by default, so notebooks stay small).
     run : Run, optional
         Defaults to :func:`helpers.runtime.current`.
+    caption : str, optional
+        What the figure shows, in a sentence. Stored in the PNG (its ``Description`` text chunk,
+        :func:`caption_of`); the run report shows it under the figure and as its alt text.
+        Without it the report takes the figure's row of ``course/figure_map.md``.
 
     Returns
     -------
@@ -159,11 +168,24 @@ def savefig(
         raise ValueError(
             f"figure name {name!r} must be letters, digits, '_', '.', '-' (no folders)"
         )
+    if caption is not None and (not isinstance(caption, str) or not caption.strip()):
+        raise ValueError(f"caption must be a non-empty string, got {caption!r}")
     run = run or runtime.current()
     if run is None:
         logger.info("no run set up: figure %s not saved", name)
         return None
     run.figure_dir.mkdir(parents=True, exist_ok=True)
     path = run.figure_dir / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    metadata = {"Description": caption.strip()} if caption else None
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return path
+
+
+def caption_of(path: str | Path) -> str | None:
+    """The caption stored in a PNG by :func:`savefig` (``caption=``), or ``None``."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}) or {}
+    caption = text.get("Description")
+    return caption.strip() if caption and caption.strip() else None

@@ -59,6 +59,7 @@ CPU, gpu ≤ 10 min on one H100-class GPU)."""
 
 PROFILE_ENV = "COURSE_PROFILE"
 BUILD_ENV = "COURSE_BUILD_DIR"
+CACHE_ENV = "COURSE_CACHE_DIR"
 
 T = TypeVar("T")
 
@@ -69,24 +70,66 @@ timestep embedding became :func:`helpers.sinusoidal.sinusoidal_embedding`, sines
 _current: Run | None = None
 
 
-def project_root() -> Path:
-    """The kit's root folder (the one holding ``pyproject.toml``), else the working directory."""
+APP_NAME = "imgen-course"
+"""The distribution's name: the folder name of the user's cache and data folders (platformdirs)."""
+
+MATERIAL_DIR = "course_material"
+"""Folder inside the installed package that holds the course files (``notebooks/``, ``course/``,
+``data/registry.json``); the wheel packs them there (see ``setup.py``)."""
+
+
+def checkout_root() -> Path | None:
+    """The repository checkout this package runs from (the folder holding ``pyproject.toml`` and
+    ``helpers/``), or ``None`` for an installed kit (a wheel in ``site-packages``)."""
     here = Path(__file__).resolve().parents[1]
-    if (here / "pyproject.toml").exists():
+    if (here / "pyproject.toml").exists() and (here / "helpers").is_dir():
         return here
-    return Path.cwd()
+    return None
+
+
+def project_root() -> Path:
+    """The folder of the course files: ``notebooks/``, ``course/``, ``data/registry.json``.
+
+    In a checkout it is the checkout; in an installed kit it is the copy of those files packed
+    into the package (:data:`MATERIAL_DIR`), read-only. Outputs never go there: see
+    :func:`build_dir` and :func:`cache_dir`.
+    """
+    root = checkout_root()
+    if root is not None:
+        return root
+    packed = Path(__file__).resolve().parent / MATERIAL_DIR
+    return packed if packed.is_dir() else Path.cwd()
+
+
+def _user_dir(kind: str) -> Path:
+    """The user's data (``kind="data"``) or cache folder for the kit (platformdirs)."""
+    import platformdirs
+
+    if kind == "data":
+        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def build_dir() -> Path:
-    """Root of generated output: ``$COURSE_BUILD_DIR`` or ``<project>/build``."""
+    """Root of generated output: ``$COURSE_BUILD_DIR``, else ``<checkout>/build``, else (an
+    installed kit) ``build`` in the user's data folder (e.g. ``~/.local/share/imgen-course/build``
+    on Linux)."""
     env = os.environ.get(BUILD_ENV)
-    return Path(env) if env else project_root() / "build"
+    if env:
+        return Path(env)
+    root = checkout_root()
+    return root / "build" if root is not None else _user_dir("data") / "build"
 
 
 def cache_dir() -> Path:
-    """Where downloads, trained encoders and checkpoints are cached: ``<project>/data/cache``."""
-    env = os.environ.get("COURSE_CACHE_DIR")
-    return Path(env) if env else project_root() / "data" / "cache"
+    """Where downloads, trained encoders and checkpoints are cached: ``$COURSE_CACHE_DIR``, else
+    ``<checkout>/data/cache``, else (an installed kit) the user's cache folder (e.g.
+    ``~/.cache/imgen-course`` on Linux)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    root = checkout_root()
+    return root / "data" / "cache" if root is not None else _user_dir("cache")
 
 
 def cache_path(stem: str, *key: Any, suffix: str = ".safetensors") -> Path:

@@ -35,10 +35,10 @@ def test_every_notebook_follows_the_conventions():
         assert path.stat().st_size <= 3 * 1024 * 1024, path.name
 
 
-def test_runner_executes_00_in_smoke_and_writes_the_report(tmp_path):
-    report = runner.run_notebooks("smoke", only=["00"], out=tmp_path)
+def test_runner_executes_00_in_smoke_and_writes_the_report(smoke_run_00):
+    report, build = smoke_run_00
     assert report.ok, report.notebooks[0].error
-    root = tmp_path / "smoke"
+    root = build / "smoke"
     page = (root / "report.html").read_text()
     assert "00_setup_and_tour" in page and "profile <b>smoke</b>" in page and "device <b>" in page
     figures = report.notebooks[0].figures

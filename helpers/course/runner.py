@@ -31,8 +31,12 @@ from .. import results, runtime
 from .report import (
     NotebookResult,
     RunReport,
+    environment,
+    figure_caption,
+    figure_map_captions,
     fill_lesson_page,
     fill_what_you_should_see,
+    notebook_title,
     store_results,
     write_report,
 )
@@ -43,6 +47,41 @@ logger = logging.getLogger(__name__)
 def notebook_dir() -> Path:
     """The folder of the course notebooks."""
     return runtime.project_root() / "notebooks"
+
+
+def copy_notebooks(dest: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy the course notebooks, their committed results and the course files to ``dest``.
+
+    Works in a checkout and in an installed kit (``python -m helpers notebooks DEST``): ``dest``
+    gets ``NN_name.ipynb``, ``results/`` and ``course/`` (lesson pages, syllabus, solutions).
+    Notebooks already in ``dest`` are kept, so that a student's work is never overwritten,
+    unless ``overwrite``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    dest = Path(dest)
+    root = runtime.project_root()
+    sources = [(p, dest / p.name) for p in list_notebooks()]
+    kept = notebook_dir() / "results"
+    sources += [(p, dest / "results" / p.name) for p in sorted(kept.glob("*.json"))]
+    course = root / "course"
+    sources += [
+        (p, dest / "course" / p.relative_to(course))
+        for p in sorted(course.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and "_build" not in p.parts
+    ]
+    written = []
+    for source, target in sources:
+        if target.exists() and not overwrite:
+            logger.info("kept %s (already there)", target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
 
 
 def list_notebooks(only: Sequence[str] | None = None, folder: Path | None = None) -> list[Path]:
@@ -115,13 +154,15 @@ def execute(
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     error = ""
-    root = str(runtime.project_root())
+    checkout = runtime.checkout_root()
     path = os.environ.get("PYTHONPATH", "")
+    if checkout is not None:  # the kernel imports this checkout's helpers, whatever is installed
+        path = str(checkout) + (os.pathsep + path if path else "")
     with _environ(
         COURSE_PROFILE=profile,
         COURSE_BUILD_DIR=str(build),
         COURSE_STATIC_WIDGETS="1",
-        PYTHONPATH=root + (os.pathsep + path if path else ""),
+        PYTHONPATH=path,
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     ):
         try:
@@ -196,9 +237,15 @@ def run_notebooks(
     RunReport
     """
     name = runtime.resolve_profile(profile)
+    if in_place and runtime.checkout_root() is None:
+        raise ValueError(
+            "refresh rewrites the committed notebooks of a checkout; this kit is installed "
+            f"(its notebooks are in {notebook_dir()}): clone the repository to refresh them"
+        )
     build = Path(out) if out is not None else runtime.build_dir()
     root = build / name
     figure_dir = root / "figures"
+    mapped = figure_map_captions()
     outcomes = []
     for nb in list_notebooks(only):
         target = nb if in_place else root / "notebooks" / nb.name
@@ -211,15 +258,21 @@ def run_notebooks(
             nb, target, profile=name, build=build, seed=seed, progress=progress
         )
         recorded = json.loads(produced.read_text())["results"] if produced.exists() else []
+        order = {name: i for i, name in enumerate(mapped)}  # the figure map's reading order
+        figures = sorted(
+            _figures_of(nb.stem, figure_dir), key=lambda f: (order.get(f, len(order)), f)
+        )
         outcomes.append(
             NotebookResult(
                 name=nb.stem,
                 status="failed" if error else "ok",
                 seconds=round(seconds, 1),
                 output=os.path.relpath(target, root),
-                figures=_figures_of(nb.stem, figure_dir),
+                figures=figures,
                 error=error,
                 results=recorded,
+                title=notebook_title(nb),
+                captions={f: figure_caption(figure_dir / f, mapped) for f in figures},
             )
         )
     report = RunReport(
@@ -229,6 +282,7 @@ def run_notebooks(
         started=_dt.datetime.now().isoformat(timespec="seconds"),
         notebooks=outcomes,
         versions={p: runtime.version(p) for p in ("torch", "diffusers", "timm", "papermill")},
+        environment=environment(),
     )
     write_report(report)
     return report
