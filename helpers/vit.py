@@ -38,6 +38,7 @@ from .attention import MultiHeadSelfAttention
 from .classifier import fit
 from .runtime import Presets, detect_device, seeded
 from .sinusoidal import sincos_2d
+from .validation import check_input_dtype, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.img_size = _pair(img_size, "img_size")
         self.patch_size = _pair(patch_size, "patch_size")
+        check_int(in_chans, "in_chans", minimum=1)
+        check_int(embed_dim, "embed_dim", minimum=1)
         _check_divisible(*self.img_size, self.patch_size)
         self.grid_size = (
             self.img_size[0] // self.patch_size[0],
@@ -179,6 +182,7 @@ class PatchEmbed(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_dtype(self, x, "x")
         if x.ndim != 4 or x.shape[1] != self.proj.in_channels:
             raise ValueError(
                 f"expected (B, {self.proj.in_channels}, H, W) images, got {tuple(x.shape)}"
@@ -252,6 +256,9 @@ class ViTConfig(Presets):
     weight_decay: float = 0.05
 
     def __post_init__(self) -> None:
+        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                     "num_classes", "epochs", "batch_size"):  # fmt: skip
+            check_int(getattr(self, name), name, minimum=1)
         _check_divisible(self.img_size, self.img_size, (self.patch_size, self.patch_size))
         if self.embed_dim % self.num_heads:
             raise ValueError(
@@ -270,8 +277,10 @@ class ViTConfig(Presets):
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
 
     @classmethod
     def presets(cls) -> dict[str, ViTConfig]:
