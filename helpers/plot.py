@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import runtime
+from . import files, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def image_grid(
     titles : sequence of str, optional
         One title per image.
     ncols : int, optional
-        Columns (default: up to 8).
+        Columns (default ``None``: up to 8); ``0`` is an error.
     size : float
         Inches per image.
     cmap : str
@@ -79,7 +79,10 @@ def image_grid(
         raise ValueError("image_grid needs at least one image, got none")
     if titles is not None and len(titles) != len(items):
         raise ValueError(f"got {len(titles)} titles for {len(items)} images")
-    ncols = ncols or min(len(items), 8)
+    if ncols is None:
+        ncols = min(len(items), 8)
+    elif isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int or None, got {ncols!r}")
     nrows = math.ceil(len(items) / ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
@@ -165,5 +168,7 @@ def savefig(
         return None
     run.figure_dir.mkdir(parents=True, exist_ok=True)
     path = run.figure_dir / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with files.atomic_write(path, fsync=False) as tmp:  # another run may be reading this name
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    run.record_figure(path.name)
     return path
