@@ -40,6 +40,8 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
             raise ValueError(f"{name} must have shape (B, H, N, d), got {tuple(t.shape)}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if q.shape[-1] < 1 or v.shape[-1] < 1:
+        raise ValueError(f"q, k and v need at least one feature per head, got q {tuple(q.shape)}")
     if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q, k, v shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "

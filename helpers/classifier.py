@@ -92,7 +92,7 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor, num_classes: int | N
         )
     if labels.dtype != torch.long:
         raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
-    if images.shape[0] == 0:
+    if images.numel() == 0:
         raise ValueError(f"images is empty (shape {tuple(images.shape)}); need at least one image")
     check_floating(
         images, "images", "convert integer images to [0, 1] first, e.g. images.float() / 255"

@@ -117,6 +117,8 @@ class LanczosDownsampler(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", ndim=4, floating=True, layout="(B, C, H, W)")
         h, w = x.shape[-2:]
+        if h < 1 or w < 1:
+            raise ValueError(f"image size {h}×{w} is empty")
         if h % self.factor or w % self.factor:
             raise ValueError(f"image size {h}×{w} is not divisible by the factor {self.factor}")
         if x.shape[1] != self.channels:

@@ -644,7 +644,8 @@ def sample(
         ``(B, C, H, W)`` of the result.
     schedule : Schedule
     steps : int, optional
-        DDIM steps (default 50); for DDPM it must be ``None`` or ``schedule.T``.
+        DDIM steps (default ``None``: 50, or ``T`` when smaller; ``0`` is an error); for DDPM it
+        must be ``None`` or ``schedule.T``.
     sampler : {"ddim", "ddpm"}
     eta : float
         DDIM's η (0: deterministic).
@@ -717,7 +718,9 @@ def sample(
     ts = (
         torch.arange(schedule.T - 1, -1, -1)
         if sampler == "ddpm"
-        else ddim_timesteps(schedule.T, 50 if steps is None else steps, spacing=spacing)
+        else ddim_timesteps(
+            schedule.T, min(50, schedule.T) if steps is None else steps, spacing=spacing
+        )
     )
     t_prevs = torch.cat([ts[1:], torch.tensor([-1])])
     trajectory = [(schedule.T, x.cpu())] if return_trajectory else None

@@ -319,6 +319,8 @@ class SkipNet(nn.Module):
         if z.ndim != 4 or z.shape[1] != self.in_channels:
             raise ValueError(f"input must be (B, {self.in_channels}, H, W), got {tuple(z.shape)}")
         h, w = z.shape[-2:]
+        if h < 1 or w < 1:
+            raise ValueError(f"input size {h}×{w} is empty")
         if h % 2**self.scales or w % 2**self.scales:
             raise ValueError(f"input size {h}×{w} is not divisible by 2**scales = {2**self.scales}")
         if self.training and h * w <= 4**self.scales:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["atomic_write", "clean_orphans", "move_aside", "umask", "write_text"]
+__all__ = ["atomic_write", "clean_orphans", "move_aside", "temporary_path", "umask", "write_text"]
 
 ORPHAN_AGE_SECONDS = 3600.0
 """A temporary file older than this is a leftover whoever wrote it (another machine included)."""
@@ -52,8 +52,8 @@ def _host() -> str:
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _temporary(path: Path) -> Path:
-    """``<name>.<pid>.<host>.<random>.tmp`` beside ``path``."""
+def temporary_path(path: Path) -> Path:
+    """A fresh temporary name ``<name>.<pid>.<host>.<random>.tmp`` beside ``path``."""
     return path.with_name(f"{path.name}.{os.getpid()}.{_host()}.{secrets.token_hex(4)}.tmp")
 
 
@@ -111,7 +111,7 @@ def atomic_write(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_orphans(path)
-    tmp = _temporary(path)
+    tmp = temporary_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     os.close(fd)
     try:

@@ -93,7 +93,7 @@ def window_positions(height: int, width: int, *, window: int, stride: int) -> li
         not a multiple of ``stride``.
     """
     for name, v in (("height", height), ("width", width), ("window", window), ("stride", stride)):
-        if not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if stride > window:
         raise ValueError(
@@ -294,6 +294,10 @@ def seam_ratio(image: torch.Tensor, tile: int, *, offset: int = 0) -> float:
         raise ValueError(f"offset must be in [0, {tile}) for tile {tile}, got {offset}")
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor in [0, 1], got {image.dtype}")
+    if image.numel() == 0:
+        raise ValueError(f"image is empty (shape {tuple(image.shape)})")
     check_finite(image, "image")
     dy = (image[:, 1:] - image[:, :-1]).pow(2).mean(0)  # (H−1, W): pair (i, i+1)
     dx = (image[:, :, 1:] - image[:, :, :-1]).pow(2).mean(0)  # (H, W−1)

@@ -287,7 +287,7 @@ def min_tiled_l2(
     g, t = check_pair(generated, training)
     if g.ndim != 4:
         raise ValueError(f"tiled ℓ2 needs images (N, C, H, W), got shape {tuple(g.shape)}")
-    if not isinstance(grid, int) or grid < 1:
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
         raise ValueError(f"grid must be a positive int, got {grid!r}")
     h, w = g.shape[-2:]
     if h % grid or w % grid:

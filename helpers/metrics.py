@@ -45,7 +45,10 @@ ArrayLike = torch.Tensor | np.ndarray
 
 def _numpy(x: ArrayLike | list, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} must hold real numbers, got complex values")
     try:
         out = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -60,7 +63,7 @@ def _raw(x: ArrayLike, name: str) -> np.ndarray:
     """An image as an array of its own dtype, ``(C, H, W)`` for a PIL image (which is ``H, W, C``)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
-        return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow is a dependency

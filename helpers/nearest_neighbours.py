@@ -272,10 +272,10 @@ def search(
     Values are returned in float64. For ``k > 1`` values are the ``dtype`` products and only
     exact ties of those go to the lower index.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     m = training.shape[0]
-    if not isinstance(k, int) or not 1 <= k <= m:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= m:
         raise ValueError(f"k must be an int in [1, {m}] (training size), got {k!r}")
     dev = torch.device(device) if device is not None else generated.device
     n = generated.shape[0]

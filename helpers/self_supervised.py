@@ -41,7 +41,14 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, runtime
 from .runtime import Presets, seeded
-from .validation import as_device, check_int, check_number, check_seed, check_tensor
+from .validation import (
+    as_device,
+    check_input_dtype,
+    check_int,
+    check_number,
+    check_seed,
+    check_tensor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +150,8 @@ class Encoder(nn.Module):
         self.in_channels, self.dim = in_channels, dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        check_input_dtype(self, x, "x")
+        if x.ndim != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < 1:
             raise ValueError(
                 f"encoder input must be (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )

@@ -66,7 +66,7 @@ def tile_coords(height: int, width: int, tile_size: int, stride: int | None = No
     """
     stride = tile_size if stride is None else stride
     for name, value in (("tile_size", tile_size), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if tile_size > min(height, width):
         raise ValueError(f"tile size {tile_size} is larger than the image ({height}×{width})")

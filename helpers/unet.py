@@ -390,6 +390,8 @@ def _check_inputs(model: nn.Module, x, t, y, cond) -> None:
     if x.ndim != 4 or x.shape[1] != model.in_channels:
         raise ValueError(f"x must be (B, {model.in_channels}, H, W), got {tuple(x.shape)}")
     f = model.factor
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"x must have a height and width ≥ 1, got {tuple(x.shape)}")
     if x.shape[-1] % f or x.shape[-2] % f:
         raise ValueError(
             f"image size {tuple(x.shape[-2:])} is not divisible by {f} (2 ** (levels - 1))"

@@ -57,10 +57,14 @@ __all__ = [
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(p, int) and p > 0 for p in pair):
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in pair)
+    ):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return tuple(pair)  # type: ignore[return-value]
 
 
 def _check_divisible(h: int, w: int, patch: tuple[int, int]) -> None:
@@ -183,7 +187,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_dtype(self, x, "x")
-        if x.ndim != 4 or x.shape[1] != self.proj.in_channels:
+        if x.ndim != 4 or x.shape[1] != self.proj.in_channels or min(x.shape[-2:]) < 1:
             raise ValueError(
                 f"expected (B, {self.proj.in_channels}, H, W) images, got {tuple(x.shape)}"
             )
