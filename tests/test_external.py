@@ -224,6 +224,8 @@ def test_mnist_from_local_idx_files(tmp_path):
     assert ds.images.shape == (10, 1, 14, 14) and ds.labels.tolist() == list(range(10))
     test = datasets.load("mnist", root=tmp_path, train=False)
     assert test.images.shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match="size 0 is out of range"):  # it gave 28×28
+        datasets.load("mnist", root=tmp_path, size=0)
 
 
 def test_mnist_missing_never_downloads(tmp_path, monkeypatch):

@@ -456,6 +456,8 @@ def nifti(
 def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download: bool = False):
     import torchvision
 
+    size = check_size(size, 28, 1024, kind)  # 0 is an error, not the default 28
+    check_n(n, 0, kind)
     root = Path(root) if root is not None else _default_root(kind)
     cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[
         kind
@@ -472,7 +474,7 @@ def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download
     images = ds.data[torch.from_numpy(pick)].float().div(255)[:, None]
     classes = tuple(getattr(ds, "classes", ())) or tuple(str(i) for i in range(10))
     return Dataset(
-        resize(images, size or 28).contiguous(),
+        resize(images, size).contiguous(),
         ds.targets[torch.from_numpy(pick)].long(),
         f"{len(pick)} {kind} images from {root}",
         class_names=classes,
