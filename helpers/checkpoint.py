@@ -81,7 +81,7 @@ def _damaged(path: Path, what: str) -> CheckpointError:
         message = (
             f"cached checkpoint {path} {what}; moved it to {aside.name}, it will be made again"
         )
-        logger.warning(message)
+        logger.info(message)  # the caller that makes it again says so (a warning)
         return CheckpointError(message, path, aside)
     return CheckpointError(
         f"checkpoint {path} {what}; delete or replace the file (or start afresh, e.g. resume=False)",
