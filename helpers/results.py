@@ -28,7 +28,7 @@ from typing import Any
 
 from . import files
 
-__all__ = ["Result", "add_figure", "markdown_table", "path_for", "read", "record", "reset"]
+__all__ = ["Result", "add_figure", "markdown_table", "path_for", "read", "record", "reset", "write"]
 
 STATUSES = ("pass", "warn", "n/a")
 """``pass``: every bound met; ``warn``: a bound missed; ``n/a``: nothing to compare with."""
@@ -156,7 +156,24 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 
 def reset(path: str | Path, *, header: dict[str, Any] | None = None) -> None:
     """Start ``path`` afresh (no results, no figures), as :func:`helpers.runtime.setup` does."""
-    _write(Path(path), {**(header or {}), "results": [], "figures": []})
+    write(path, [], header=header)
+
+
+def write(
+    path: str | Path,
+    items: list[Result | dict[str, Any]],
+    *,
+    figures: list[str] | tuple[str, ...] = (),
+    header: dict[str, Any] | None = None,
+) -> None:
+    """Write the whole results file of one run: its header, every result and figure name.
+
+    :class:`helpers.runtime.Run` keeps its results in memory and rewrites the file with all of
+    them at each record, so the file always holds one run's complete numbers, whichever run
+    wrote last into a shared folder.
+    """
+    rows = [{**asdict(r), "status": r.status} if isinstance(r, Result) else dict(r) for r in items]
+    _write(Path(path), {**(header or {}), "results": rows, "figures": list(figures)})
 
 
 def _current(path: Path, header: dict[str, Any] | None) -> dict[str, Any]:

@@ -309,6 +309,8 @@ class Run:
     results_path: Path | None = None
     started: float = field(default_factory=time.perf_counter)
     run_id: str = ""
+    _results: dict[str, results.Result] = field(default_factory=dict, repr=False, compare=False)
+    _figures: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def _header(self) -> dict[str, Any]:
         return {
@@ -352,15 +354,23 @@ class Run:
             key=key, label=label, value=value, unit=unit, interval=interval,
             at_least=at_least, at_most=at_most, paper=paper, gpu=gpu, fmt=fmt,
         )  # fmt: skip
-        if self.results_path is not None:
-            results.record(self.results_path, result, header=self._header())
+        self._results.pop(key, None)  # recorded again: replaced, and listed last
+        self._results[key] = result
+        self._write()
 
     def record_figure(self, name: str) -> None:
         """Note in the results file that this run saved the figure file ``name`` (the runner's
         report lists a notebook's figures from this note, not from the folder, which other runs
         may share)."""
+        if name not in self._figures:
+            self._figures.append(name)
+        self._write()
+
+    def _write(self) -> None:
+        """The whole results file of this run (all its results and figures), atomically."""
         if self.results_path is not None:
-            results.add_figure(self.results_path, name, header=self._header())
+            results.write(self.results_path, list(self._results.values()),
+                          figures=self._figures, header=self._header())  # fmt: skip
 
     def record_run_time(self) -> None:
         """Record the notebook's wall time so far against its profile's budget
@@ -459,8 +469,7 @@ def setup(
         results_path=results_path,
         run_id=os.environ.get(RUN_ID_ENV, "").strip() or new_run_id(),
     )
-    if results_path is not None:
-        results.reset(results_path, header=run._header())
+    run._write()  # the results file starts afresh, with this run's id
     _current = run
     foreign = foreign_helpers()
     line = run.summary()

@@ -132,7 +132,10 @@ def test_run_ids_keep_two_runs_results_apart(no_profile_env, monkeypatch):
     monkeypatch.setenv("COURSE_RUN_ID", "run-b")  # a second run of the notebook, same folder
     b = runtime.setup("smoke", notebook="99_demo", verbose=False)
     a.record("y", 2.0, label="late number of run a")
-    data = results.read(b.results_path)  # run a's late record started the file afresh
-    assert data["run_id"] == "run-a" and [r.key for r in data["results"]] == ["y"]
+    data = results.read(b.results_path)  # run a rewrote the file: all of its numbers, no mix
+    assert data["run_id"] == "run-a" and [r.key for r in data["results"]] == ["x", "y"]
+    b.record("z", 3.0, label="b")
+    data = results.read(b.results_path)
+    assert data["run_id"] == "run-b" and [r.key for r in data["results"]] == ["z"]
     monkeypatch.delenv("COURSE_RUN_ID")
     assert runtime.setup("smoke", verbose=False).run_id  # a fresh id outside a runner
