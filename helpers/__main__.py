@@ -9,6 +9,13 @@ import sys
 from .course import doctor, runner
 
 
+def _oserror(err: OSError) -> str:
+    """One line naming the path: ``cannot write build/x: No space left on device``."""
+    path = err.filename or ""
+    reason = err.strerror or str(err)
+    return f"error: cannot write {path}: {reason}" if path else f"error: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers", description="Image generative models course kit"
@@ -77,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             index = website.build_site(args.out, notebooks_from=args.notebooks_from)
-        except (RuntimeError, FileNotFoundError) as err:
+        except (RuntimeError, FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
+            return 1
+        except OSError as err:
+            print(_oserror(err), file=sys.stderr)
             return 1
         print(f"site: {index}")
         return 0
@@ -141,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(_oserror(err), file=sys.stderr)
         return 2
     for nb in report.notebooks:
         print(f"{nb.status:>6}  {nb.seconds:7.1f} s  {len(nb.figures):2d} figures  {nb.name}")

@@ -48,6 +48,7 @@ from torch import nn
 
 from .runtime import seeded
 from .sinusoidal import sinusoidal_embedding
+from .validation import check_choice, check_input_dtype, check_int, check_number
 
 __all__ = ["COND_MODES", "CrossAttention", "DiffusersUNet", "UNet", "check_labels", "make_model"]
 
@@ -216,13 +217,20 @@ class UNet(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        if in_channels < 1 or base_channels < 1 or num_res_blocks < 1 or not channel_mults:
+        for name, value in (("in_channels", in_channels), ("base_channels", base_channels),
+                            ("num_res_blocks", num_res_blocks), ("heads", heads)):  # fmt: skip
+            check_int(value, name, minimum=1)
+        for name, value in (("out_channels", out_channels), ("num_classes", num_classes),
+                            ("cond_dim", cond_dim)):  # fmt: skip
+            check_int(value, name, minimum=1, none_ok=True)  # 0 is not "none": pass None
+        if not isinstance(channel_mults, tuple | list) or not channel_mults:
             raise ValueError(
-                f"need in_channels, base_channels, num_res_blocks >= 1 and channel_mults non-empty, got "
-                f"{in_channels}, {base_channels}, {num_res_blocks}, {channel_mults}"
+                f"channel_mults must be a non-empty tuple of ints, got {channel_mults!r}"
             )
-        if cond_mode not in COND_MODES:
-            raise ValueError(f"cond_mode must be one of {COND_MODES}, got {cond_mode!r}")
+        for m in channel_mults:
+            check_int(m, "each of channel_mults", minimum=1)
+        check_number(dropout, "dropout", low=0, high=1)
+        check_choice(cond_mode, "cond_mode", COND_MODES)
         cross = cond_mode == "cross_attention"
         if cross and (not isinstance(cond_dim, int) or cond_dim < 1):
             raise ValueError(f"cond_mode='cross_attention' needs cond_dim ≥ 1, got {cond_dim!r}")
@@ -316,7 +324,8 @@ class UNet(nn.Module):
 
         ``None`` means the null condition.
         """
-        emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels))  # (B, E)
+        dtype = self.time_mlp[0].weight.dtype  # the sinusoids are float32; the net may be bf16
+        emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels).to(dtype))  # (B, E)
         if self.label_emb is not None:
             y = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
             emb = emb + self.label_emb(y)
@@ -331,7 +340,8 @@ class UNet(nn.Module):
         if not self.tokens:
             raise ValueError("context tokens exist only with cond_mode='cross_attention'")
         cond = torch.zeros(batch, self.cond_dim, device=device) if cond is None else cond
-        return self.to_tokens(cond.float()).reshape(batch, self.tokens, -1)
+        cond = cond.to(self.to_tokens.weight.dtype)
+        return self.to_tokens(cond).reshape(batch, self.tokens, -1)
 
     def _cross(self, where: str, level: int, block: int, h: torch.Tensor, ctx) -> torch.Tensor:
         """The cross-attention after residual block ``block`` of ``level`` (if it has one)."""
@@ -374,9 +384,14 @@ class UNet(nn.Module):
 
 def _check_inputs(model: nn.Module, x, t, y, cond) -> None:
     """Shapes and ranges a user is likely to get wrong, with messages that say what was expected."""
+    check_input_dtype(model, x, "x")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a (B,) tensor of timesteps, got {type(t).__name__}")
     if x.ndim != 4 or x.shape[1] != model.in_channels:
         raise ValueError(f"x must be (B, {model.in_channels}, H, W), got {tuple(x.shape)}")
     f = model.factor
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"x must have a height and width ≥ 1, got {tuple(x.shape)}")
     if x.shape[-1] % f or x.shape[-2] % f:
         raise ValueError(
             f"image size {tuple(x.shape[-2:])} is not divisible by {f} (2 ** (levels - 1))"

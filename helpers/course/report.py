@@ -4,7 +4,10 @@ After a run, :func:`write_report` writes one page that reads like the chapter's 
 notebook its title, status and wall time, its headline results as a table (measured value,
 target, the paper's value, pass / warn / not comparable, the profile; read from the results files
 the notebooks wrote, :mod:`helpers.results`), and each figure with a caption that says what it
-shows, also its alt text (:func:`figure_caption`); then the run's environment.
+shows, also its alt text (:func:`figure_caption`); then the run's environment. Runs into one
+folder add up: the page keeps the notebooks of earlier runs that this run did not execute, each
+marked with the time of its own run, so two people (or two terminals) sharing a build folder do
+not erase each other's report.
 After a laptop refresh of the committed notebooks, :func:`store_results` keeps a copy of each
 notebook's results file beside the notebooks (``notebooks/results/<notebook>.<profile>.json``),
 and :func:`fill_what_you_should_see` and :func:`fill_lesson_page` render the table of the
@@ -14,6 +17,7 @@ from it, between the markers :data:`BEGIN` and :data:`END`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -21,10 +25,11 @@ import platform
 import re
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .. import results, runtime
+from .. import files, results, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ class NotebookResult:
     results: list[dict] = field(default_factory=list)
     title: str = ""
     captions: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    started: str = ""
 
 
 @dataclass
@@ -58,6 +65,7 @@ class RunReport:
     notebooks: list[NotebookResult]
     versions: dict[str, str]
     environment: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -271,12 +279,54 @@ PROFILE_NOTES = {
 }
 
 
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive lock on ``root/.report.lock`` (where ``fcntl`` exists) while the report is
+    read, merged and written."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: runs into one folder are rarer there
+        yield
+        return
+    with open(root / ".report.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _earlier(root: Path, keep_out: set[str]) -> list[NotebookResult]:
+    """Notebooks of earlier runs recorded in ``root/run.json`` that are not in ``keep_out``."""
+    try:
+        data = json.loads((root / "run.json").read_text(encoding="utf-8"))
+        names = {f.name for f in fields(NotebookResult)}
+        earlier = [NotebookResult(**{k: v for k, v in nb.items() if k in names})
+                   for nb in data.get("notebooks", [])]  # fmt: skip
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    for nb in earlier:
+        nb.started = nb.started or str(data.get("started", ""))
+    return [nb for nb in earlier if nb.name not in keep_out]
+
+
 def write_report(report: RunReport) -> Path:
-    """Write ``run.json`` and ``report.html`` into the report's folder."""
+    """Write ``run.json`` and ``report.html`` into the report's folder (atomically), keeping the
+    notebooks that earlier runs into the folder executed and this one did not."""
     root = Path(report.out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    data = asdict(report)
-    (root / "run.json").write_text(json.dumps(data, indent=2))
+    with _locked(root):
+        merged = sorted(
+            _earlier(root, {nb.name for nb in report.notebooks}) + list(report.notebooks),
+            key=lambda nb: nb.name,
+        )
+        shown = RunReport(**{**{f.name: getattr(report, f.name) for f in fields(report)},
+                             "notebooks": merged})  # fmt: skip
+        files.write_text(root / "run.json", json.dumps(asdict(shown), indent=2))
+        return _write_page(shown, root)
+
+
+def _write_page(report: RunReport, root: Path) -> Path:
     esc = html.escape
     total = sum(nb.seconds for nb in report.notebooks)
     rows = "".join(
@@ -293,9 +343,14 @@ def write_report(report: RunReport) -> Path:
             for f in nb.figures
         )
         err = f"<pre class='error'>{esc(nb.error)}</pre>" if nb.error else ""
+        other_run = (
+            f" · from an earlier run ({esc(nb.started)})"
+            if report.run_id and nb.run_id != report.run_id
+            else ""
+        )
         sections.append(
             f"<section id='{esc(nb.name)}'><h2>{esc(nb.title or nb.name)}</h2>"
-            f"<p><code>{esc(nb.name)}</code> · status <b class='{nb.status}'>{nb.status}</b> · "
+            f"<p><code>{esc(nb.name)}</code> · status <b class='{nb.status}'>{nb.status}</b>{other_run} · "
             f"wall time {nb.seconds:.1f} s · "
             f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}"
             f"{_results_table(nb.results, report.profile)}"
@@ -330,6 +385,4 @@ total notebook time {total:.1f} s</p>
 <section id='environment'><h2>Environment</h2><table class='environment'>{env_rows}</table></section>
 </body></html>
 """
-    path = root / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return files.write_text(root / "report.html", page)

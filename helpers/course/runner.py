@@ -7,8 +7,14 @@ notebook's headline numbers) and the report (:mod:`helpers.course.report`).
 
 The kernel is told what it runs under, in its environment: ``COURSE_PROFILE``,
 ``COURSE_BUILD_DIR``, ``COURSE_STATIC_WIDGETS=1`` (no frontend will draw widgets, so
-:mod:`helpers.widgets` draws static figures) and ``PYTHONPATH`` starting with this checkout, so
-the kernel imports the ``helpers`` of the notebooks it runs, whatever else is installed.
+:mod:`helpers.widgets` draws static figures), ``COURSE_RUN_ID`` (the id of this run) and
+``PYTHONPATH`` starting with this checkout, so the kernel imports the ``helpers`` of the
+notebooks it runs, whatever else is installed.
+
+Several runs may share one build folder (a class server, two terminals). Nothing a run did not
+make is deleted: a notebook's figures and numbers in the report are those its own run recorded
+(the results file names the run and the figures it saved), and the report keeps the notebooks of
+earlier runs into the folder, each with the time of the run that produced it.
 
 ``refresh`` executes the committed notebooks in place (laptop profile): a notebook is replaced
 only when every cell ran, its results file is kept in ``notebooks/results/`` and its "What you
@@ -128,9 +134,26 @@ def _environ(**values: str):
                 os.environ[k] = v
 
 
-def _figures_of(stem: str, figure_dir: Path) -> list[str]:
-    prefix = stem.split("_", 1)[0] + "_"
-    return sorted(p.name for p in figure_dir.glob(prefix + "*.png"))
+def _own_results(produced: Path, run_id: str, figure_dir: Path) -> tuple[list, list[str], str]:
+    """``(results, figures, note)`` of the results file if this run wrote it (figures that still
+    exist), else empty lists and a note saying whose file it is."""
+    if not produced.exists():
+        return [], [], ""
+    try:
+        data = json.loads(produced.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return [], [], f"its results file {produced} is unreadable ({err})"
+    if data.get("run_id") != run_id:
+        return (
+            [],
+            [],
+            (
+                f"its results file was written by another run ({data.get('run_id') or 'unknown'}) "
+                "into the same folder"
+            ),
+        )
+    figures = [f for f in data.get("figures", []) if (figure_dir / f).exists()]
+    return data.get("results", []), figures, ""
 
 
 def execute(
@@ -142,10 +165,15 @@ def execute(
     seed: int = 0,
     kernel: str = "python3",
     progress: bool = False,
+    run_id: str | None = None,
 ) -> tuple[float, str]:
-    """Execute one notebook with papermill; returns ``(seconds, error message or "")``."""
+    """Execute one notebook with papermill; returns ``(seconds, error message or "")``.
+
+    ``run_id`` (default: a fresh one) is passed to the kernel as ``COURSE_RUN_ID``.
+    """
     import papermill as pm
 
+    run_id = run_id or runtime.new_run_id()
     output.parent.mkdir(parents=True, exist_ok=True)
     in_place = output.resolve() == notebook.resolve()
     # In place, papermill writes a copy under build/: the source is replaced only when every cell
@@ -162,6 +190,7 @@ def execute(
         COURSE_PROFILE=profile,
         COURSE_BUILD_DIR=str(build),
         COURSE_STATIC_WIDGETS="1",
+        COURSE_RUN_ID=run_id,
         PYTHONPATH=path,
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     ):
@@ -182,7 +211,8 @@ def execute(
             error += f"\n(the notebook was left unchanged; the failed run is in {target})"
         else:
             produced = results.path_for(build / profile / "results", notebook.stem)
-            if produced.exists():  # keep the results beside the notebooks, render the table
+            mine = _own_results(produced, run_id, build / profile / "figures")
+            if produced.exists() and not mine[2]:  # keep the results, render the tables
                 kept = notebook.parent / "results"
                 store_results(produced, notebook.stem, profile, kept)
                 fill_what_you_should_see(target, kept, name=notebook.stem)
@@ -246,22 +276,22 @@ def run_notebooks(
     root = build / name
     figure_dir = root / "figures"
     mapped = figure_map_captions()
+    order = {name: i for i, name in enumerate(mapped)}  # the figure map's reading order
+    run_id = runtime.new_run_id()
+    started = _dt.datetime.now().isoformat(timespec="seconds")
     outcomes = []
     for nb in list_notebooks(only):
         target = nb if in_place else root / "notebooks" / nb.name
-        for stale in _figures_of(nb.stem, figure_dir):  # the report lists this run's figures only
-            (figure_dir / stale).unlink()
         produced = results.path_for(root / "results", nb.stem)
-        produced.unlink(missing_ok=True)  # a failed notebook must not show an old run's numbers
         logger.info("executing %s (profile %s)", nb.name, name)
         seconds, error = execute(
-            nb, target, profile=name, build=build, seed=seed, progress=progress
+            nb, target, profile=name, build=build, seed=seed, progress=progress, run_id=run_id
         )
-        recorded = json.loads(produced.read_text())["results"] if produced.exists() else []
-        order = {name: i for i, name in enumerate(mapped)}  # the figure map's reading order
-        figures = sorted(
-            _figures_of(nb.stem, figure_dir), key=lambda f: (order.get(f, len(order)), f)
-        )
+        # only what this run recorded: never an earlier or a concurrent run's numbers or figures
+        recorded, figures, note = _own_results(produced, run_id, figure_dir)
+        if note and not error:
+            logger.warning("%s: %s", nb.stem, note)
+        figures = sorted(figures, key=lambda f: (order.get(f, len(order)), f))
         outcomes.append(
             NotebookResult(
                 name=nb.stem,
@@ -269,20 +299,23 @@ def run_notebooks(
                 seconds=round(seconds, 1),
                 output=os.path.relpath(target, root),
                 figures=figures,
-                error=error,
+                error=error or (f"(note: {note})" if note else ""),
                 results=recorded,
                 title=notebook_title(nb),
                 captions={f: figure_caption(figure_dir / f, mapped) for f in figures},
+                run_id=run_id,
+                started=started,
             )
         )
     report = RunReport(
         profile=name,
         device=str(runtime.detect_device()),
         out_dir=str(root),
-        started=_dt.datetime.now().isoformat(timespec="seconds"),
+        started=started,
         notebooks=outcomes,
         versions={p: runtime.version(p) for p in ("torch", "diffusers", "timm", "papermill")},
         environment=environment(),
+        run_id=run_id,
     )
     write_report(report)
     return report

@@ -24,6 +24,8 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from . import external
 from .base import Dataset, center_square, resize, to_tensor
 from .builtin import BUILTIN, HISTOLOGY_REGIONS, TEXTURES, histology_columns, skimage_image
@@ -118,6 +120,8 @@ def load(
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(available())}")
     if name in BUILTIN and root is not None:
         raise ValueError(f"{name!r} is built in and takes no root (got root={root!r})")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
     loader = BUILTIN.get(name) or EXTERNAL[name]
     _check_options(name, loader, options)
     ds = loader(n, size, seed, root, **options)

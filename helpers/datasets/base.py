@@ -54,10 +54,37 @@ class Dataset:
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1]."""
+    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1].
+
+    Unsigned integers are divided by their type's maximum (255 for ``uint8``, 65535 for
+    ``uint16``), booleans give 0 and 1, floats must already lie in ``[0, 1]``. A fourth channel is
+    alpha: the image is composited over white, as a viewer shows it.
+
+    Raises
+    ------
+    TypeError
+        Signed integers (their range is unknown: scale them to ``[0, 1]`` floats first).
+    ValueError
+        NaN or Inf, or floats outside ``[0, 1]``.
+    """
     a = np.asarray(array)
-    scale = 255.0 if a.dtype == np.uint8 else 1.0
-    a = a.astype(np.float32) / scale
+    if a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.unsignedinteger):
+        a = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError(f"image holds {int((~np.isfinite(a)).sum())} NaN or Inf value(s)")
+        if a.size and (a.min() < -1e-6 or a.max() > 1 + 1e-6):
+            raise ValueError(
+                f"float images must lie in [0, 1], got values from {a.min():.4g} to {a.max():.4g}"
+            )
+    else:
+        raise TypeError(
+            f"expected an unsigned-integer, boolean or float image, got dtype {a.dtype}; scale it "
+            "to floats in [0, 1] first"
+        )
     if a.ndim == 2:
         a = a[None, :, :, None]
     elif (
@@ -69,6 +96,10 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
         a = a[None]
     elif a.ndim == 3:
         a = a[..., None]
+    if a.ndim != 4:
+        raise ValueError(f"expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got {a.shape}")
+    if a.shape[-1] == 4:  # RGBA over white
+        a = a[..., :3] * a[..., 3:] + (1 - a[..., 3:])
     t = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(0, 3, 1, 2)
     return t.clamp(0, 1).contiguous()
 
@@ -92,6 +123,8 @@ def center_square(images: torch.Tensor) -> torch.Tensor:
 
 
 def check_size(size: int | None, default: int, maximum: int, name: str) -> int:
+    """``size`` (``None``: ``default``) as an int in ``[4, maximum]``; ``0`` is an error, never
+    the default."""
     if size is None:
         return default
     if not isinstance(size, int) or isinstance(size, bool):
@@ -102,6 +135,7 @@ def check_size(size: int | None, default: int, maximum: int, name: str) -> int:
 
 
 def check_n(n: int | None, default: int, name: str, maximum: int | None = None) -> int:
+    """``n`` (``None``: ``default``) as an int in ``[1, maximum]``."""
     if n is None:
         return default
     if not isinstance(n, int) or isinstance(n, bool):
