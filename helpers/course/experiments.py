@@ -376,7 +376,7 @@ class RealNoiseExperiment(Presets):
         """One preset per profile."""
         return {
             "smoke": cls(n_train=64, n_test=4, noise_seeds=1, datasets=("brain", "histology"),
-                         dip_scales=2, dip_channels=8, dip_iterations=20, bm3d_images=1,
+                         dip_scales=2, dip_channels=8, dip_iterations=20, bm3d_images=2,
                          classifier_epochs=1, classifier_n=64),
             "laptop": cls(),
             "gpu": cls(n_train=4096, n_test=64, noise_seeds=3, datasets=("brain", "histology"),
