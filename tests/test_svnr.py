@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from helpers import diffusion, dip, metrics, svnr
+from helpers import unet as unet_module
 from helpers.datasets import brain_phantom
 from helpers.unet import UNet
 
@@ -23,12 +24,12 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def test_poisson_gaussian_variance_matches_its_sigma_map():
     x = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4)
-    draws = 20000
+    draws = 8000
     batch = x.expand(draws, 1, 4, 4)
     noisy, sigma = svnr.poisson_gaussian(batch, gain=0.02, read_sigma=0.01, generator=_gen(1))
     var = noisy.var(0, unbiased=True)[0]  # (4, 4)
     expected = sigma[0, 0] ** 2
-    torch.testing.assert_close(var, expected, rtol=0.06, atol=1e-5)
+    torch.testing.assert_close(var, expected, rtol=0.07, atol=1e-5)  # ≈ 4 standard errors
     torch.testing.assert_close(noisy.mean(0)[0], x[0, 0], rtol=0, atol=0.01)
     torch.testing.assert_close(sigma[0, 0, 0, 0], torch.tensor(0.01))  # read noise only at x = 0
 
@@ -160,21 +161,25 @@ def test_time_map_changes_the_output_where_the_time_differs():
     assert not torch.allclose(net(x, a), net(x, b))
 
 
-def test_scalar_path_is_unchanged_by_the_time_map_option():
-    """The scalar-time forward pass is the one it always was: same numbers as a block-by-block
-    recomputation with the vector embedding."""
-    torch.manual_seed(0)
-    net = _trained_like(UNet(1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), seed=0))
-    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 90])
-    emb = net.embed(t, None, None)
-    assert emb.shape == (2, 32)
-    block = net.down[0].res[0]
-    h = block.conv1(torch.nn.functional.silu(block.norm1(net.conv_in(x))))
-    h = h + block.emb(torch.nn.functional.silu(emb))[:, :, None, None]
-    expected = block.skip(net.conv_in(x)) + block.conv2(
-        block.dropout(torch.nn.functional.silu(block.norm2(h)))
-    )
-    assert torch.equal(block(net.conv_in(x), emb), expected)
+def _resblock_forward_before_time_maps(self, x, emb):
+    """ResBlock.forward as it was before time maps existed (the scalar path must not change)."""
+    h = self.conv1(torch.nn.functional.silu(self.norm1(x)))
+    h = h + self.emb(torch.nn.functional.silu(emb))[:, :, None, None]
+    h = self.conv2(self.dropout(torch.nn.functional.silu(self.norm2(h))))
+    return self.skip(x) + h
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"num_classes": 3}, {"cond_dim": 4, "cond_mode": "cross_attention"}]
+)
+def test_scalar_path_is_bit_identical_to_the_network_before_time_maps(kwargs, monkeypatch):
+    net = _trained_like(UNet(1, base_channels=8, channel_mults=(1, 2, 2), seed=0, **kwargs))
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([3, 190])
+    extra = {"y": torch.tensor([1, 3])} if "num_classes" in kwargs else {}
+    extra |= {"cond": torch.randn(2, 4)} if "cond_dim" in kwargs else {}
+    now = net(x, t, **extra)
+    monkeypatch.setattr(unet_module.ResBlock, "forward", _resblock_forward_before_time_maps)
+    assert torch.equal(net(x, t, **extra), now)
 
 
 def test_time_map_shape_errors():
@@ -302,19 +307,19 @@ def test_training_lowers_the_loss_and_caches(kind, tmp_path):
 
     path = tmp_path / f"{kind}.safetensors"
     net = svnr.make_unet(cfg, seed=0)
-    res = svnr.train(net, images, kind=kind, sigma_fn=sigma_fn, schedule=cfg.schedule(), steps=30,
-                     batch_size=8, lr=3e-3, warmup=2, seed=0, checkpoint_path=path, progress=False)  # fmt: skip
-    assert len(res.loss_history) == 30 and path.exists()
+    res = svnr.train(net, images, kind=kind, sigma_fn=sigma_fn, schedule=cfg.schedule(), steps=20,
+                     batch_size=4, lr=3e-3, warmup=2, seed=0, checkpoint_path=path, progress=False)  # fmt: skip
+    assert len(res.loss_history) == 20 and path.exists()
     assert sum(res.loss_history[-5:]) < sum(res.loss_history[:5])
     again = svnr.train(svnr.make_unet(cfg, seed=0), images, kind=kind, sigma_fn=sigma_fn,
-                       schedule=cfg.schedule(), steps=30, batch_size=8, lr=3e-3, warmup=2, seed=0,
+                       schedule=cfg.schedule(), steps=20, batch_size=4, lr=3e-3, warmup=2, seed=0,
                        checkpoint_path=path, progress=False)  # fmt: skip
     assert again.loss_history == res.loss_history
     for a, b in zip(again.ema.parameters(), res.ema.parameters(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="holds a run with"):
         svnr.train(svnr.make_unet(cfg), images, kind=kind, sigma_fn=sigma_fn, schedule=cfg.schedule(),
-                   steps=31, batch_size=8, checkpoint_path=path, progress=False)  # fmt: skip
+                   steps=21, batch_size=4, checkpoint_path=path, progress=False)  # fmt: skip
 
 
 def test_training_input_errors():
@@ -373,8 +378,8 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_values():
 
 
 def test_brain_phantom_knows_its_lesions():
-    images, labels, healthy = brain_phantom.lesion_maps(8, 32, seed=2)
-    same, lab = brain_phantom.generate(8, 32, seed=2)
+    images, labels, healthy = brain_phantom.lesion_maps(6, 16, seed=2)
+    same, lab = brain_phantom.generate(6, 16, seed=2)
     assert torch.equal(images, same) and torch.equal(labels, lab)
     diff = (images - healthy).abs().flatten(1).amax(1)
     assert bool((diff[labels == 0] == 0).all()) and bool((diff[labels == 1] > 0.1).all())
