@@ -341,8 +341,6 @@ class RealNoiseExperiment(Presets):
         The DIP network and its iteration cap (the σ² rule usually stops it earlier).
     bm3d_images : int
         Held-out images BM3D runs on (it costs about 2 s per image on a CPU); 0 skips it.
-    classifier_epochs, classifier_n : int
-        The lesion classifier of the hallucination check, and its training slices.
     """
 
     n_train: int = 512
@@ -354,8 +352,6 @@ class RealNoiseExperiment(Presets):
     dip_channels: int = 16
     dip_iterations: int = 400
     bm3d_images: int = 16
-    classifier_epochs: int = 8
-    classifier_n: int = 1024
 
     def __post_init__(self) -> None:
         ints = tuple(f.name for f in fields(self) if isinstance(getattr(self, f.name), int))
@@ -376,10 +372,9 @@ class RealNoiseExperiment(Presets):
         """One preset per profile."""
         return {
             "smoke": cls(n_train=64, n_test=4, noise_seeds=1, datasets=("brain", "histology"),
-                         dip_scales=2, dip_channels=8, dip_iterations=20, bm3d_images=2,
-                         classifier_epochs=1, classifier_n=64),
+                         dip_scales=2, dip_channels=8, dip_iterations=20, bm3d_images=2),
             "laptop": cls(),
             "gpu": cls(n_train=4096, n_test=64, noise_seeds=3, datasets=("brain", "histology"),
                        train_seeds=3, dip_scales=4, dip_channels=64, dip_iterations=3000,
-                       bm3d_images=64, classifier_epochs=20, classifier_n=4096),
+                       bm3d_images=64),
         }  # fmt: skip
