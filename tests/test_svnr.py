@@ -383,3 +383,14 @@ def test_brain_phantom_knows_its_lesions():
     assert torch.equal(images, same) and torch.equal(labels, lab)
     diff = (images - healthy).abs().flatten(1).amax(1)
     assert bool((diff[labels == 0] == 0).all()) and bool((diff[labels == 1] > 0.1).all())
+
+
+def test_experiment_presets_and_validation():
+    from helpers.course import experiments
+
+    laptop = experiments.RealNoiseExperiment.preset("laptop")
+    assert laptop.n_test >= 16 and laptop.datasets[0] == "brain"
+    with pytest.raises(ValueError, match="must start with 'brain'"):
+        experiments.RealNoiseExperiment.preset("laptop", datasets=("histology",))
+    with pytest.raises(ValueError, match="bm3d_images must be an int ≥ 0"):
+        experiments.RealNoiseExperiment.preset("laptop", bm3d_images=-1)

@@ -372,7 +372,8 @@ class RealNoiseExperiment(Presets):
         """One preset per profile."""
         return {
             "smoke": cls(n_train=64, n_test=4, noise_seeds=1, datasets=("brain", "histology"),
-                         dip_scales=2, dip_channels=8, dip_iterations=20, bm3d_images=2),
+                         train_seeds=2, dip_scales=2, dip_channels=8, dip_iterations=20,
+                         bm3d_images=2),
             "laptop": cls(),
             "gpu": cls(n_train=4096, n_test=64, noise_seeds=3, datasets=("brain", "histology"),
                        train_seeds=3, dip_scales=4, dip_channels=64, dip_iterations=3000,
