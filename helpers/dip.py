@@ -505,6 +505,8 @@ class FitResult:
         ``(iteration, averaged output)`` every ``snapshot_every`` iterations.
     seconds : float
         Wall time of the loop.
+    stopped_at : int
+        Iteration (1-based) at which ``stop_below`` stopped the loop (``-1``: it ran to the end).
     """
 
     output: torch.Tensor
@@ -517,6 +519,7 @@ class FitResult:
     best: torch.Tensor | None = None
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped_at: int = -1
 
 
 def fit(
@@ -536,6 +539,7 @@ def fit(
     generator: torch.Generator | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    stop_below: float | None = None,
 ) -> FitResult:
     """Fit ``net(z)`` to a degraded image with Adam: the Deep Image Prior loop.
 
@@ -568,6 +572,10 @@ def fit(
         Default: the device of the network's parameters.
     progress : bool
         Show a ``tqdm.auto`` progress bar.
+    stop_below : float, optional
+        Stop at the first iteration whose data term is at or below this value (and return the
+        averages so far). For denoising, the discrepancy principle: the clean image has a mean
+        squared distance σ² to the noisy one, so a fit below σ² has started to reproduce noise.
 
     Returns
     -------
@@ -638,6 +646,7 @@ def fit(
     best_value = torch.tensor(-math.inf, device=device)
     best_step = torch.tensor(0, device=device)
     snapshots: list[tuple[int, torch.Tensor]] = []
+    stopped_at = -1
     bar = tqdm(range(iterations), disable=not progress, desc=f"DIP {task}", leave=False)
     start = time.perf_counter()
     for i in bar:
@@ -665,8 +674,12 @@ def fit(
             snapshots.append((i + 1, avg.detach().cpu()))
         if progress and (i % 50 == 0 or i == iterations - 1):
             bar.set_postfix(loss=f"{loss.item():.2e}")
+        if stop_below is not None and loss.item() <= stop_below:
+            stopped_at = i + 1
+            break
     seconds = time.perf_counter() - start
-    hist = history.cpu()
+    hist = history[:stopped_at] if stopped_at > 0 else history
+    hist = hist.cpu()
     bad = (~torch.isfinite(hist[:, 0])).nonzero()
     if len(bad):
         raise FloatingPointError(
@@ -679,6 +692,7 @@ def fit(
         loss=hist[:, 0].tolist(),
         snapshots=snapshots,
         seconds=seconds,
+        stopped_at=stopped_at,
     )
     if clean is not None:
         result.psnr, result.psnr_average = hist[:, 1].tolist(), hist[:, 2].tolist()

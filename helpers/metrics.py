@@ -368,3 +368,43 @@ def cosine_to_reference(
     own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
     other = (s @ F.normalize(others.float(), dim=-1).T).mean()
     return float(own), float(other)
+
+
+def bootstrap_interval(
+    values: ArrayLike | list, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampled with replacement).
+
+    For a per-image score (PSNR, SSIM, a paired difference) this is the interval of its mean
+    over the images: the spread a new set of images of the same kind would show.
+
+    Parameters
+    ----------
+    values : array ``(N,)``
+        One value per unit (image, seed …), ``N ≥ 2``, finite.
+    level : float
+        Coverage in ``(0, 1)``.
+    n_boot : int
+        Bootstrap resamples.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    (low, high) : floats
+
+    Examples
+    --------
+    >>> lo, hi = bootstrap_interval([1.0, 2.0, 3.0, 4.0])
+    >>> lo < 2.5 < hi
+    True
+    """
+    v = _numpy(values, "values").reshape(-1)
+    if v.size < 2 or not np.isfinite(v).all():
+        raise ValueError(f"need at least 2 finite values, got {v.size} ({v[:4]}…)")
+    if not 0 < level < 1 or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot ≥ 1, got {level}, {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, (n_boot, v.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

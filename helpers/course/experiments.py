@@ -22,7 +22,13 @@ from dataclasses import dataclass, fields
 
 from ..runtime import Presets
 
-__all__ = ["CondConfig", "DDPMConfig", "MemorizationExperiment", "SSLDiffusionExperiment"]
+__all__ = [
+    "CondConfig",
+    "DDPMConfig",
+    "MemorizationExperiment",
+    "RealNoiseExperiment",
+    "SSLDiffusionExperiment",
+]
 
 
 def _positive(config: object, names: tuple[str, ...] | None = None) -> None:
@@ -306,4 +312,70 @@ class MemorizationExperiment(Presets):
                        base_channels=32, channel_mults=(1, 2, 2, 4), steps=6000, batch_size=64,
                        lr=2e-3, ddim_steps=25, gan_steps=5000, ssl_width=32, ssl_dim=128,
                        ssl_steps=1000, ssl_batch=256, max_shift=2, n_planted=32),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 07 — real, spatially-variant noise (SVNR)
+
+
+@dataclass(frozen=True)
+class RealNoiseExperiment(Presets):
+    """What notebook 07 measures, and how often (the denoisers' own settings are
+    :class:`helpers.svnr.SVNRConfig`).
+
+    Attributes
+    ----------
+    n_train : int
+        Clean training slices of each dataset.
+    n_test : int
+        Held-out images of every comparison (≥ 16 in ``laptop``).
+    noise_seeds : int
+        Noise draws (and sampler seeds) per held-out image.
+    datasets : tuple of str
+        Datasets with the full comparison: ``"brain"`` (coil-like noise field) and/or
+        ``"histology"`` (Poisson–Gaussian noise, grey).
+    train_seeds : int
+        Training seeds of each diffusion model (median and spread when > 1).
+    dip_scales, dip_channels, dip_iterations : int
+        The DIP network and its iteration cap (the σ² rule usually stops it earlier).
+    bm3d_images : int
+        Held-out images BM3D runs on (it costs about 2 s per image on a CPU); 0 skips it.
+    """
+
+    n_train: int = 512
+    n_test: int = 16
+    noise_seeds: int = 2
+    datasets: tuple[str, ...] = ("brain",)
+    train_seeds: int = 1
+    dip_scales: int = 3
+    dip_channels: int = 16
+    dip_iterations: int = 400
+    bm3d_images: int = 16
+
+    def __post_init__(self) -> None:
+        ints = tuple(f.name for f in fields(self) if isinstance(getattr(self, f.name), int))
+        _positive(self, tuple(n for n in ints if n != "bm3d_images"))
+        if not isinstance(self.bm3d_images, int) or self.bm3d_images < 0:
+            raise ValueError(
+                f"RealNoiseExperiment.bm3d_images must be an int ≥ 0, got {self.bm3d_images!r}"
+            )
+        unknown = sorted(set(self.datasets) - {"brain", "histology"})
+        if unknown or not self.datasets or self.datasets[0] != "brain":
+            raise ValueError(
+                f"RealNoiseExperiment.datasets must start with 'brain' and hold only 'brain' and "
+                f"'histology', got {self.datasets!r}"
+            )
+
+    @classmethod
+    def presets(cls) -> dict[str, RealNoiseExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(n_train=64, n_test=4, noise_seeds=1, datasets=("brain", "histology"),
+                         train_seeds=2, dip_scales=2, dip_channels=8, dip_iterations=20,
+                         bm3d_images=2),
+            "laptop": cls(),
+            "gpu": cls(n_train=4096, n_test=64, noise_seeds=3, datasets=("brain", "histology"),
+                       train_seeds=3, dip_scales=4, dip_channels=64, dip_iterations=3000,
+                       bm3d_images=64),
         }  # fmt: skip
