@@ -85,3 +85,22 @@ def test_bad_inputs():
     model = vit.TinyViT(small_cfg())
     with pytest.raises(ValueError, match="residual"):
         vit.attention_rollout(model, images, residual=2.0)
+
+
+def test_fit_callback_sees_every_epoch_in_eval_mode_and_training_resumes():
+    images, labels = toy_data(32)
+    model = vit.TinyViT(small_cfg(), seed=0)
+    seen = []
+
+    def callback(epoch, m):
+        seen.append((epoch, m.training, torch.is_grad_enabled()))
+
+    losses = classifier.fit(
+        model, images, labels, epochs=3, batch_size=16, seed=0, callback=callback
+    )
+    assert seen == [(1, False, False), (2, False, False), (3, False, False)]
+    # the callback does not change the run: same losses without it
+    again = classifier.fit(
+        vit.TinyViT(small_cfg(), seed=0), images, labels, epochs=3, batch_size=16, seed=0
+    )
+    assert losses == again
