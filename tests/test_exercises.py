@@ -98,10 +98,9 @@ def test_building_blocks():
 
 def test_registry_is_explicit():
     """Every notebook module lists its exercises; the registry is exactly their union."""
-    from helpers.exercises import nb00, nb01, nb02, nb03, nb04, nb05
+    from helpers.exercises import nb00, nb01, nb02, nb03, nb04, nb05, nb08
 
-    listed = [ex for m in (nb00, nb01, nb02, nb03, nb04, nb05) for ex in m.EXERCISES]
+    modules = (nb00, nb01, nb02, nb03, nb04, nb05, nb08)
+    listed = [ex for m in modules for ex in m.EXERCISES]
     assert sorted((ex.notebook, ex.number) for ex in listed) == sorted(exercises.REGISTRY)
-    assert all(
-        m.EXERCISES[0].notebook == m.__name__[-2:] for m in (nb00, nb01, nb02, nb03, nb04, nb05)
-    )
+    assert all(m.EXERCISES[0].notebook == m.__name__[-2:] for m in modules)
