@@ -268,7 +268,9 @@ def make_triplets(
     region (with a margin for shifts); its variant by :func:`edit`; and, among ``pool`` random
     crops of the same region that do not overlap the reference, the one whose
     :func:`low_level_statistics` (each standardised over the region) are closest to the
-    reference's.
+    reference's. Crops sit on a grid with a step of a quarter of their side. The answer is known
+    by construction: the variant shares at least 56 % of its pixels' content with the reference
+    (a shift moves it by at most a quarter of the side per axis), the other patch none.
 
     Parameters
     ----------

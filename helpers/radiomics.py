@@ -32,7 +32,7 @@ Examples
 --------
 >>> import torch
 >>> from helpers import radiomics
->>> x = torch.tensor([[0.0, 0.5, 0.5, 1.0]])
+>>> x = torch.tensor([[0.0, 0.25, 0.75, 1.0]])   # two voxels in each of two bins
 >>> f = radiomics.first_order(x, bins=2)
 >>> dict(zip(radiomics.FEATURES, f[0].tolist()))["entropy"]
 1.0

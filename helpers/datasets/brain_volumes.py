@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import check_n, check_size, to_cube
+from .base import Volumes, check_n, check_size, to_cube
 
 __all__ = ["OOD_FAMILIES", "SCOPE", "corrupt", "generate", "template_volume"]
 
@@ -375,8 +375,6 @@ def corrupt(
 
 def load(n, size, seed, root, *, lesion_fraction: float = 0.5, deform: float = 1.0):
     """The ``"brain"`` volumes of :func:`helpers.datasets.load_volumes` (default 32 of 48³)."""
-    from .base import Volumes
-
     n = check_n(n, 32, "brain volumes")
     size = check_size(size, 48, 160, "brain volumes")
     volumes, labels = generate(n, size, seed=seed, lesion_fraction=lesion_fraction, deform=deform)
