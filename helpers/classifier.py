@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,7 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place to classify ``images`` with cross-entropy; the kit's one loop.
 
@@ -147,6 +149,10 @@ def fit(
         Default: where the model is.
     progress : bool
         Show a progress bar with the loss.
+    callback : callable, optional
+        Called as ``callback(epoch, model)`` after each epoch (``epoch`` counts from 1), with the
+        model in eval mode and gradients off (e.g. to measure a learning curve on held-out data);
+        training then resumes in train mode.
 
     Returns
     -------
@@ -184,7 +190,7 @@ def fit(
     losses: list[float] = []
     model.train()
     bar = tqdm(range(epochs), disable=not progress, desc="classifier")
-    for _ in bar:
+    for epoch in bar:
         order = torch.randperm(n, generator=gen)
         running = 0.0
         for start in range(0, n, batch_size):
@@ -205,6 +211,11 @@ def fit(
             running += loss.item() * len(idx)
         losses.append(running / n)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if callback is not None:
+            model.eval()
+            with torch.no_grad():
+                callback(epoch + 1, model)
+            model.train()
     model.eval()
     return losses
 

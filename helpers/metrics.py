@@ -7,7 +7,8 @@ it on images, arguments ordered ``(reference, image)`` as in scikit-image, whose
 Fréchet distance is the formula behind FID, on any feature vectors; the matrix square root is
 taken through symmetric eigen-decompositions, which stay real and accurate where a general
 ``sqrtm`` returns complex noise for nearly singular covariances. AUROC is the Mann–Whitney rank
-formula and equals scikit-learn's ``roc_auc_score``, ties included.
+formula and equals scikit-learn's ``roc_auc_score``, ties included. :func:`bootstrap_interval`
+gives a percentile-bootstrap interval for any of them (or for a rate such as an accuracy).
 
 References
 ----------
@@ -31,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -339,6 +341,92 @@ def auroc(labels: ArrayLike | list, scores: ArrayLike | list) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def bootstrap_interval(
+    statistic: Callable[..., float],
+    *samples: ArrayLike | list,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    strata: ArrayLike | list | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(*samples)``.
+
+    Each replicate draws ``N`` rows with replacement — the same rows from every array in
+    ``samples``, so paired data stay paired — and evaluates ``statistic`` on them; the interval
+    is the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the replicates (Efron &
+    Tibshirani 1993, ch. 13). With ``strata``, rows are drawn within each stratum, keeping its
+    size (e.g. positives and negatives for :func:`auroc`, which needs both classes).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(*arrays) -> float`` on NumPy arrays (e.g. ``np.mean``, :func:`auroc`).
+    *samples : array-like, each of length ``N``
+        The data, rows along the first axis.
+    n_boot : int
+        Number of bootstrap replicates.
+    level : float
+        Coverage of the interval, in ``(0, 1)``.
+    strata : array-like ``(N,)``, optional
+        A stratum label per row.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+
+    Raises
+    ------
+    ValueError
+        No samples, arrays of different lengths, an empty sample, ``n_boot < 1`` or ``level``
+        outside ``(0, 1)``.
+
+    Examples
+    --------
+    >>> correct = np.r_[np.ones(90), np.zeros(10)]         # 90 % right on 100 trials
+    >>> lo, hi = bootstrap_interval(np.mean, correct)
+    >>> 0.82 < lo < 0.9 < hi <= 0.97
+    True
+    >>> bootstrap_interval(np.mean, np.ones(20))            # no spread, no width
+    (1.0, 1.0)
+    >>> lo, hi = bootstrap_interval(np.mean, [1.0, 2.0, 3.0, 4.0])  # a mean over four images
+    >>> lo < 2.5 < hi
+    True
+    """
+    if not samples:
+        raise ValueError("bootstrap_interval needs at least one sample array")
+    arrays = [_numpy(s, f"sample {i}") for i, s in enumerate(samples)]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"samples must have equal lengths, got {[len(a) for a in arrays]}")
+    if n == 0:
+        raise ValueError("bootstrap_interval got empty samples (no rows to resample)")
+    if n < 2:
+        raise ValueError(f"bootstrap_interval needs at least 2 finite rows, got {n}")
+    for i, a in enumerate(arrays):
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"sample {i} holds non-finite values: need at least 2 finite rows")
+    if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        groups = [np.arange(n)]
+    else:
+        labels = np.asarray(strata).ravel()
+        if len(labels) != n:
+            raise ValueError(f"strata have {len(labels)} entries but the samples have {n} rows")
+        groups = [np.flatnonzero(labels == v) for v in np.unique(labels)]
+    replicates = np.empty(n_boot)
+    for b in range(n_boot):
+        rows = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        replicates[b] = statistic(*(a[rows] for a in arrays))
+    lo, hi = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def cosine_to_reference(
     samples: torch.Tensor, reference: torch.Tensor, others: torch.Tensor
 ) -> tuple[float, float]:
@@ -368,43 +456,3 @@ def cosine_to_reference(
     own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
     other = (s @ F.normalize(others.float(), dim=-1).T).mean()
     return float(own), float(other)
-
-
-def bootstrap_interval(
-    values: ArrayLike | list, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (resampled with replacement).
-
-    For a per-image score (PSNR, SSIM, a paired difference) this is the interval of its mean
-    over the images: the spread a new set of images of the same kind would show.
-
-    Parameters
-    ----------
-    values : array ``(N,)``
-        One value per unit (image, seed …), ``N ≥ 2``, finite.
-    level : float
-        Coverage in ``(0, 1)``.
-    n_boot : int
-        Bootstrap resamples.
-    seed : int
-        Seed of the resampling.
-
-    Returns
-    -------
-    (low, high) : floats
-
-    Examples
-    --------
-    >>> lo, hi = bootstrap_interval([1.0, 2.0, 3.0, 4.0])
-    >>> lo < 2.5 < hi
-    True
-    """
-    v = _numpy(values, "values").reshape(-1)
-    if v.size < 2 or not np.isfinite(v).all():
-        raise ValueError(f"need at least 2 finite values, got {v.size} ({v[:4]}…)")
-    if not 0 < level < 1 or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot ≥ 1, got {level}, {n_boot!r}")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, (n_boot, v.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))

@@ -191,3 +191,38 @@ def test_frechet_and_auroc_refuse_non_finite_values():
         metrics.auroc([0, 1, 0, 1], [0.1, np.nan, 0.2, 0.3])
     with pytest.raises(ValueError, match=r"others must be \(M, 4\)"):
         metrics.cosine_to_reference(torch.rand(2, 3, 4), torch.rand(2, 4), torch.rand(5, 3))
+
+
+def test_bootstrap_interval_of_a_rate_and_of_auroc():
+    correct = np.r_[np.ones(80), np.zeros(20)]
+    lo, hi = metrics.bootstrap_interval(np.mean, correct, n_boot=2000, seed=0)
+    # the normal approximation of a binomial rate: 0.8 ± 1.96·0.04
+    assert lo == pytest.approx(0.8 - 1.96 * 0.04, abs=0.02) and hi == pytest.approx(
+        0.8 + 1.96 * 0.04, abs=0.02
+    )
+    assert metrics.bootstrap_interval(
+        np.mean, correct, n_boot=200, seed=3
+    ) == metrics.bootstrap_interval(np.mean, correct, n_boot=200, seed=3)
+    wide = metrics.bootstrap_interval(np.mean, correct[::4], n_boot=500, seed=0)
+    assert wide[1] - wide[0] > hi - lo  # fewer trials, wider interval
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(30), np.ones(5)]
+    scores = np.r_[rng.normal(0, 1, 30), rng.normal(1.5, 1, 5)]
+    value = metrics.auroc(labels, scores)
+    a, b = metrics.bootstrap_interval(metrics.auroc, labels, scores, n_boot=300, strata=labels)
+    assert a <= value <= b  # stratified: every replicate has both classes
+
+
+def test_bootstrap_interval_errors():
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.bootstrap_interval(np.mean)
+    with pytest.raises(ValueError, match="equal lengths"):
+        metrics.bootstrap_interval(np.mean, [1, 2], [1])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.bootstrap_interval(np.mean, [])
+    with pytest.raises(ValueError, match="level"):
+        metrics.bootstrap_interval(np.mean, [1, 2], level=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        metrics.bootstrap_interval(np.mean, [1, 2], n_boot=0)
+    with pytest.raises(ValueError, match="strata"):
+        metrics.bootstrap_interval(np.mean, [1, 2], strata=[0])

@@ -3,6 +3,7 @@ reverse step, the samplers and the training loop."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -369,12 +370,12 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_values():
     rng = torch.Generator().manual_seed(0)
     few = torch.randn(16, generator=rng).numpy()
     many = torch.randn(1024, generator=rng).numpy()
-    lo, hi = metrics.bootstrap_interval(few)
+    lo, hi = metrics.bootstrap_interval(np.mean, few)
     assert lo < few.mean() < hi
-    lo2, hi2 = metrics.bootstrap_interval(many)
+    lo2, hi2 = metrics.bootstrap_interval(np.mean, many)
     assert hi2 - lo2 < (hi - lo) / 3
     with pytest.raises(ValueError, match="at least 2 finite"):
-        metrics.bootstrap_interval([1.0])
+        metrics.bootstrap_interval(np.mean, [1.0])
 
 
 def test_brain_phantom_knows_its_lesions():

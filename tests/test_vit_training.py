@@ -111,3 +111,22 @@ def test_classifier_loss_that_becomes_non_finite_names_the_epoch():
     net.head.register_forward_hook(lambda m, i, o: o * float("nan"))
     with pytest.raises(FloatingPointError, match="loss became nan in epoch 1 of 2"):
         classifier.fit(net, x, y, epochs=2, batch_size=2)
+
+
+def test_fit_callback_sees_every_epoch_in_eval_mode_and_training_resumes():
+    images, labels = toy_data(32)
+    model = vit.TinyViT(small_cfg(), seed=0)
+    seen = []
+
+    def callback(epoch, m):
+        seen.append((epoch, m.training, torch.is_grad_enabled()))
+
+    losses = classifier.fit(
+        model, images, labels, epochs=3, batch_size=16, seed=0, callback=callback
+    )
+    assert seen == [(1, False, False), (2, False, False), (3, False, False)]
+    # the callback does not change the run: same losses without it
+    again = classifier.fit(
+        vit.TinyViT(small_cfg(), seed=0), images, labels, epochs=3, batch_size=16, seed=0
+    )
+    assert losses == again

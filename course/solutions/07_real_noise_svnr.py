@@ -10,8 +10,8 @@ from helpers import diffusion, svnr
 
 def exercise_1() -> float:
     # ᾱ(t*) = 1 / (1 + (2·0.1)²) ≈ 0.9615: on DDPM's linear schedule, t* is between 50 and 60
-    s = diffusion.Schedule.make("linear", T=1000)
-    return float(svnr.time_map(torch.full((1, 1, 1, 1), 0.1), s))
+    linear = diffusion.Schedule.make("linear", T=1000)
+    return float(svnr.time_map(torch.full((1, 1, 1, 1), 0.1), linear))
 
 
 def exercise_2() -> float:

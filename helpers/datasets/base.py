@@ -2,7 +2,8 @@
 
 ``images`` are a float32 tensor ``(N, C, H, W)`` with values in ``[0, 1]``; :func:`to_tensor`
 turns arrays as image libraries give them into that layout, :func:`resize` and
-:func:`center_square` bring them to a common size.
+:func:`center_square` bring them to a common size. Whole 3-D scans come as :class:`Volumes`
+``(N, D, H, W)``, brought to a common cube by :func:`to_cube`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Dataset", "center_square", "check_n", "check_size", "resize", "to_tensor"]
+__all__ = [
+    "Dataset",
+    "Volumes",
+    "center_square",
+    "check_n",
+    "check_size",
+    "resize",
+    "to_cube",
+    "to_tensor",
+]
 
 
 @dataclass
@@ -47,6 +57,40 @@ class Dataset:
         n, c, h, w = self.images.shape
         lab = "unlabelled" if self.labels is None else f"{len(self.class_names) or 'int'} classes"
         return f"Dataset({self.name!r}: {n} images, {c}×{h}×{w}, {lab})"
+
+
+@dataclass
+class Volumes:
+    """3-D scans with optional labels (what :func:`helpers.datasets.load_volumes` returns).
+
+    Attributes
+    ----------
+    volumes : torch.Tensor
+        ``(N, D, H, W)`` float32 in ``[0, 1]``: ``D`` axial slices from inferior to superior,
+        each ``H × W`` with anterior at the top (the orientation of the 2-D slices).
+    labels : torch.Tensor or None
+        ``(N,)`` int64 class indices, or ``None``.
+    description : str
+        One sentence saying what the volumes are and where they come from.
+    name : str
+        The name passed to :func:`helpers.datasets.load_volumes`.
+    class_names : tuple of str
+        Names of the label values (empty when unlabelled).
+    """
+
+    volumes: torch.Tensor
+    labels: torch.Tensor | None
+    description: str
+    name: str = ""
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.volumes.shape[0])
+
+    def __repr__(self) -> str:
+        n, d, h, w = self.volumes.shape
+        lab = "unlabelled" if self.labels is None else f"{len(self.class_names) or 'int'} classes"
+        return f"Volumes({self.name!r}: {n} volumes, {d}×{h}×{w}, {lab})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,3 +189,33 @@ def check_n(n: int | None, default: int, name: str, maximum: int | None = None) 
     if maximum is not None and n > maximum:
         raise ValueError(f"n={n} is more than {name!r} holds ({maximum} images)")
     return n
+
+
+def to_cube(
+    volume: np.ndarray, size: int, *, threshold: float = 0.05, margin: int = 2
+) -> torch.Tensor:
+    """Crop a ``(D, H, W)`` volume in ``[0, 1]`` to the box of its voxels above ``threshold``
+    (plus ``margin`` voxels), pad it to a cube around its centre and resample it to
+    ``size × size × size`` (area averaging when shrinking, which is anti-aliased; trilinear
+    interpolation when enlarging).
+
+    Returns a float32 tensor ``(size, size, size)`` in ``[0, 1]``.
+    """
+    v = np.asarray(volume, dtype=np.float32)
+    if v.ndim != 3:
+        raise ValueError(f"expected a (D, H, W) volume, got shape {v.shape}")
+    inside = np.argwhere(v > threshold)
+    if len(inside):
+        lo = np.maximum(inside.min(0) - margin, 0)
+        hi = np.minimum(inside.max(0) + margin + 1, v.shape)
+        v = v[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    side = max(v.shape)
+    cube = np.zeros((side,) * 3, dtype=np.float32)
+    starts = [(side - s) // 2 for s in v.shape]
+    cube[tuple(slice(a, a + s) for a, s in zip(starts, v.shape, strict=True))] = v
+    out = torch.from_numpy(cube)[None, None]
+    if side > size:
+        out = F.interpolate(out, size=(size,) * 3, mode="area")
+    elif side < size:
+        out = F.interpolate(out, size=(size,) * 3, mode="trilinear", align_corners=False)
+    return out[0, 0].clamp(0, 1).contiguous()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..runtime import cache_dir, project_root
-from .base import Dataset, center_square, check_n, check_size, resize
+from .base import Dataset, Volumes, center_square, check_n, check_size, resize, to_cube
 
 logger = logging.getLogger(__name__)
 
@@ -490,3 +490,107 @@ def mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
 def fashion_mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
     """Fashion-MNIST from ``root`` (default ``data/cache/fashion_mnist``) via torchvision."""
     return _torchvision("fashion_mnist", n, size, seed, root, train=train, download=download)
+
+
+def nifti_volumes(
+    n: int | None,
+    size: int | None,
+    seed: int,
+    root: str | Path | None,
+    *,
+    modality: str = "t1",
+    split: str = "all",
+    test_fraction: float = 0.2,
+) -> Volumes:
+    """Whole BraTS-style volumes, ``root/**/<case>_<modality>.nii[.gz]``, as cubes.
+
+    Each volume is scaled by the 99.5th percentile of its positive voxels and clipped to
+    ``[0, 1]`` (as :func:`nifti` does for slices), reoriented to axial slices first (anterior at
+    the top of each slice), cropped to its non-zero box, padded to a cube and resampled to
+    ``size³`` (:func:`helpers.datasets.to_cube`). With a ``_seg`` file beside every volume the
+    label says whether the case has any tumour voxel; otherwise ``labels`` is ``None``.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of volumes (at most; all when ``None``), drawn with ``seed``.
+    size : int or None
+        Side of the returned cubes (default 48).
+    seed : int
+        Seed of the draw of ``n`` cases.
+    root : str, Path or None
+        Folder searched recursively (default ``data/cache/brats``).
+    modality : str
+        File suffix of the volumes (``"t1"``, ``"t1ce"``, ``"t2"``, ``"flair"`` for BraTS).
+    split : {"all", "train", "test"}
+        Patient-level split by :func:`case_split` (the case name alone decides).
+    test_fraction : float
+        Expected share of cases in ``"test"``.
+
+    Returns
+    -------
+    Volumes
+        ``volumes`` ``(N, size, size, size)`` in ``[0, 1]``, ordered by case name.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` missing or without volumes (the message says what to download and where).
+    ValueError
+        A file that is not 3-D or holds NaN voxels (the message names it), a bad ``split``,
+        ``test_fraction``, ``n`` or ``size``, or a split that selects no case.
+    """
+    import nibabel as nib
+
+    if not isinstance(modality, str) or not modality:
+        raise ValueError(f"modality must be a non-empty string such as 't1', got {modality!r}")
+    if split not in NIFTI_SPLITS:
+        raise ValueError(
+            f"split must be one of {', '.join(map(repr, NIFTI_SPLITS))}, got {split!r}"
+        )
+    _check_fraction(test_fraction)
+    _check_count("n", n)
+    _check_count("size", size)
+    size = size or 48
+    root = Path(root) if root is not None else _default_root("brats")
+    if not root.is_dir():
+        raise _no_folder("nifti_volumes", root, key="brats")
+    vols = sorted(root.rglob(f"*_{modality}.nii.gz")) + sorted(root.rglob(f"*_{modality}.nii"))
+    if not vols:
+        raise _missing("nifti_volumes", root, f"volumes named *_{modality}.nii.gz", key="brats")
+    cases = sorted((p.name.split(f"_{modality}.nii")[0], p) for p in vols)
+    if split != "all":
+        cases = [(c, p) for c, p in cases if case_split(c, test_fraction) == split]
+        if not cases:
+            raise ValueError(
+                f"split={split!r} with test_fraction={test_fraction} selects none of the "
+                f"{len(vols)} cases under {root}; add cases or change test_fraction"
+            )
+    pick = _subset(len(cases), n, seed)
+    segs = [_seg_path(cases[i][1], modality) for i in pick]
+    labelled = all(s is not None for s in segs)
+    out, labels = [], []
+    for i, seg in zip(pick, segs, strict=True):
+        path = cases[i][1]
+        vol = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        if vol.ndim != 3:
+            raise ValueError(f"{path}: expected a 3-D volume, got shape {vol.shape}")
+        if np.isnan(vol).any():
+            raise ValueError(
+                f"{path}: {int(np.isnan(vol).sum())} NaN voxels; replace them (e.g. with 0 via "
+                "numpy.nan_to_num) and save the volume again"
+            )
+        positive = vol[vol > 0]
+        scale = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        vol = np.clip(vol / scale, 0, 1).transpose(2, 1, 0)[:, ::-1, :]  # (Z, Y, X), anterior first
+        out.append(to_cube(np.ascontiguousarray(vol), size))
+        if labelled:
+            labels.append(int((np.asarray(nib.load(str(seg)).dataobj) > 0).any()))
+    where = f"split {split!r}, " if split != "all" else ""
+    return Volumes(
+        torch.stack(out),
+        torch.tensor(labels, dtype=torch.int64) if labelled else None,
+        f"{len(pick)} {modality} NIfTI volumes as {size}³ cubes ({where}under {root}); "
+        + ("label 1 = the case has tumour in its _seg file" if labelled else "unlabelled"),
+        class_names=("healthy", "lesion") if labelled else (),
+    )
