@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from helpers import benchmark, memorization, nearest_neighbours
+from helpers import benchmark, memorization, nearest_neighbours, runtime
 
 
 def main() -> None:
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4, help="interleaved samples per variant")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     args = parser.parse_args()
+    print(f"threads: {runtime.configure_threads().describe()}")  # COURSE_NUM_THREADS fixes it
 
     n = args.generated or (2000 if args.full else 500)
     m = args.training or (20000 if args.full else 5000)

@@ -15,7 +15,7 @@ ROOT = runtime.project_root()
 
 CASES = {
     "attention.py": (["--quick", "--repeats", "1"], "exponent"),
-    "dip.py": (["--quick", "--iterations", "5", "--repeats", "1"], "ratio fit / plain"),
+    "dip.py": (["--quick", "--iterations", "5", "--repeats", "1"], "ratio dip.fit / plain loop"),
     "large_image.py": (["--quick"], "ratio per-window loop / batched"),
     "sampling.py": (["--quick"], "ratio ours/diffusers"),
     "memorization.py": (
