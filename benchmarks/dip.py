@@ -114,7 +114,10 @@ def main() -> None:
         ("plain loop", "plain loop, channels_last"),
     ):
         r_min, r_med = c.ratio(a, b)
-        print(f"ratio {a} / {b}: {r_min:.3f} at min, {r_med:.3f} at median")
+        print(
+            f"ratio {a} / {b}: {r_min:.3f} at min, {r_med:.3f} at median, "
+            f"{c.cpu_ratio(a, b):.3f} in CPU time"
+        )
     if c.all_contended():
         print("WARNING: every sample of a variant was taken under contention")
 

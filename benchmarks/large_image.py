@@ -91,6 +91,8 @@ def main() -> None:
         f"ratio per-window loop / batched: {r_min:.2f}x at min, {r_med:.2f}x at median "
         "(speed-up of batching)"
     )
+    cpu = c.cpu_ratio("overlap, per-window loop", "overlap, batched")
+    print(f"  (in CPU time: {cpu:.2f}x)")
     r_min, r_med = c.ratio("overlap, batched", "naive tiling, batched")
     print(
         f"ratio overlap / naive tiling:    {r_min:.2f}x at min, {r_med:.2f}x at median "

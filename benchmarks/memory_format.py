@@ -104,7 +104,8 @@ def main() -> None:
         for side in c.samples:
             print(f"  {side:13s}: {c.line(side, unit='ms/step', factor=1e3)}")
         print(
-            f"  ratio contiguous / channels_last: {r_min:.3f} at min, {r_med:.3f} at median "
+            f"  ratio contiguous / channels_last: {r_min:.3f} at min, {r_med:.3f} at median, "
+            f"{c.cpu_ratio('contiguous', 'channels_last'):.3f} in CPU time "
             f"(> 1: channels_last pays; default on {device.type}: "
             f"{'channels_last' if default else 'contiguous'})"
         )

@@ -79,7 +79,10 @@ def report(name: str, r: dict) -> None:
         share = 1 - statistics.median(u / t for u, t in zip(unet_s[side], totals, strict=True))
         print(f"{name:5s} {side:9s}: {c.line(side)}  outside U-Net {share:5.1%}")
     r_min, r_med = c.ratio("ours", "diffusers")
-    print(f"{name:5s} ratio ours/diffusers {r_min:.3f} at min, {r_med:.3f} at median")
+    print(
+        f"{name:5s} ratio ours/diffusers {r_min:.3f} at min, {r_med:.3f} at median, "
+        f"{c.cpu_ratio('ours', 'diffusers'):.3f} in CPU time"
+    )
     print(f"{name:5s} load: {c.load()}")
 
 

@@ -7,7 +7,9 @@ how many cores *other* processes kept busy meanwhile (:func:`helpers.runtime.cpu
 sample during which other processes and this one's threads wanted more cores than there are is
 *contended* (:func:`helpers.runtime.contended`): it measures the neighbours as much as the code.
 Summaries (:class:`Comparison`) drop contended samples when clean ones remain, and say so; when
-every sample was contended they keep them all and flag the result.
+every sample was contended they keep them all and flag the result. Each sample also records the
+CPU time this process used (:meth:`Comparison.cpu_ratio`), which waiting for a busy core does not
+inflate: the steadier comparison when the machine is never quiet.
 
 :func:`gemm_rates` measures the float32 matrix-product rate of every backend at hand (torch's
 BLAS, oneDNN, NumPy's BLAS): the machine's limit that a product-bound search is compared with.
@@ -47,11 +49,16 @@ class Sample:
         Mean cores other processes kept busy during the call (``None``: the platform does not say).
     contended : bool or None
         Whether those cores and this process's threads added up to more than the machine has.
+    cpu : float or None
+        CPU-seconds this process used during the call (all threads). Waiting for a core does not
+        count, so under contention it is the steadier measure of work (not of speed: cache and
+        memory-bandwidth sharing still slow it somewhat); ``None`` when not read.
     """
 
     seconds: float
     others: float | None
     contended: bool | None
+    cpu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,17 @@ class Comparison:
         """``(min a / min b, median a / median b)``."""
         return self.min(a) / self.min(b), self.median(a) / self.median(b)
 
+    def cpu_median(self, name: str) -> float | None:
+        """Median CPU-seconds of *all* of ``name``'s samples, scaled (``None`` if not read)."""
+        cpu = [x.cpu for x in self.samples[name] if x.cpu is not None]
+        return statistics.median(cpu) * self.scale.get(name, 1.0) if cpu else None
+
+    def cpu_ratio(self, a: str, b: str) -> float | None:
+        """Median CPU time of ``a`` over that of ``b``: a comparison that contention distorts
+        less than wall time (every sample counts)."""
+        ca, cb = self.cpu_median(a), self.cpu_median(b)
+        return ca / cb if ca is not None and cb else None
+
     def load(self) -> str:
         """The load around the samples, e.g. ``"load 0.4 → 1.2, other processes 0.1–1.9 cores,
         3 of 8 samples contended"``."""
@@ -121,9 +139,11 @@ class Comparison:
         note = f", {self.dropped(name)} contended dropped" if self.dropped(name) else ""
         if all(x.contended for x in self.samples[name]):
             note = ", ALL contended: slower than the machine"
+        cpu = self.cpu_median(name)
+        cpu_note = f", CPU median {cpu * factor:.4g}" if cpu is not None else ""
         return (
             f"min {min(kept) * factor:9.4g} {unit}  median {statistics.median(kept) * factor:9.4g} "
-            f"{unit}  ({len(kept)} samples{note})"
+            f"{unit}  ({len(kept)} samples{note}{cpu_note})"
         )
 
 
@@ -193,9 +213,8 @@ def interleaved(
             sync(device)
             end = runtime.cpu_times()
             others = runtime.others_between(start, end)
-            samples[name].append(
-                Sample(end.wall - start.wall, others, runtime.contended(others, cores, threads))
-            )
+            flag = runtime.contended(others, cores, threads)
+            samples[name].append(Sample(end.wall - start.wall, others, flag, end.own - start.own))
     return Comparison(
         samples, threads, cores, load_start, runtime.load_average(), dict(scale or {})
     )

@@ -413,8 +413,8 @@ def cpu_times() -> CpuTimes:
             busy += total - t.get("idle", 0.0) - t.get("iowait", 0.0)
     except (OSError, IndexError, psutil.Error):
         busy = None
-    own = proc.cpu_times()
-    return CpuTimes(time.perf_counter(), busy, own.user + own.system)
+    # the process's CPU clock (user + system, all threads) at nanosecond resolution, not ticks
+    return CpuTimes(time.perf_counter(), busy, time.process_time())
 
 
 def others_between(start: CpuTimes, end: CpuTimes) -> float | None:

@@ -59,3 +59,14 @@ def test_bad_arguments_are_refused(kw):
 def test_gemm_rates_names_every_backend_on_cpu():
     rates = benchmark.gemm_rates([(32, 32, 32)], repeats=1)
     assert "torch.mm" in rates and "numpy" in rates and all(v > 0 for v in rates.values())
+
+
+def test_cpu_time_is_recorded_and_compared():
+    c = benchmark.interleaved({"a": lambda: sum(range(200000)), "b": lambda: None}, repeats=4)
+    assert all(x.cpu is not None and x.cpu >= 0 for s in c.samples.values() for x in s)
+    assert c.cpu_median("a") > 0 and "CPU median" in c.line("a")
+    samples = {
+        "a": [benchmark.Sample(9.0, 1.8, True, 2.0)] * 4,
+        "b": [benchmark.Sample(3.0, 0.0, False, 1.0)] * 4,
+    }
+    assert benchmark.Comparison(samples, 1, 2).cpu_ratio("a", "b") == 2.0
