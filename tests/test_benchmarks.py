@@ -18,6 +18,7 @@ CASES = {
     "dip.py": (["--quick", "--iterations", "5", "--repeats", "1"], "ratio dip.fit / plain loop"),
     "large_image.py": (["--quick", "--repeats", "1"], "ratio per-window loop / batched"),
     "sampling.py": (["--quick", "--repeats", "1"], "ratio ours/diffusers"),
+    "course_under_load.py": (["--dry-run"], "background load used"),
     "memory_format.py": (
         ["--steps", "1", "--repeats", "1", "--only", "ssl"],
         "ratio contiguous / channels_last",
