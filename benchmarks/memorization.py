@@ -121,6 +121,11 @@ def main() -> None:
     print(
         f"fraction of peak      : {frac_min:.2f} at min, {frac_med:.2f} at median "
         f"(of {best_backend}, {peak:.1f} GFLOP/s)"
+        + (
+            "  [contended: wall-time rates are not the machine's; read the CPU-time line]"
+            if c.all_contended()
+            else ""
+        )
     )
     if device.type == "cpu" and cpu_rates:
         # the same fraction in CPU time: what a core reaches while it runs, steadier on a busy
