@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 from functools import partial
 
 import torch
@@ -37,7 +38,11 @@ def plain_loop(net, z, target, iterations, *, lr, reg_noise_std, generator) -> N
         optimizer.step()
 
 
-def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std) -> None:
+def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std, channels_last) -> None:
+    # where fit chooses the memory format itself, it is told the one this variant times
+    fmt = {}
+    if "channels_last" in inspect.signature(dip.fit).parameters:
+        fmt["channels_last"] = channels_last
     dip.fit(
         net,
         z,
@@ -48,6 +53,7 @@ def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std) -> None
         reg_noise_std=reg_noise_std,
         generator=torch.Generator().manual_seed(0),
         progress=False,
+        **fmt,
     )
 
 
@@ -96,7 +102,7 @@ def main() -> None:
             **kw,
         )
         variants[f"dip.fit{fmt_name}"] = partial(
-            helper_loop, n_fit, z_f, t_f, c_f, iterations, **kw
+            helper_loop, n_fit, z_f, t_f, c_f, iterations, channels_last=fmt is last, **kw
         )
     c = benchmark.interleaved(
         variants,
