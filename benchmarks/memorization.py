@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument(
         "--full", action="store_true", help="2 000 generated × 20 000 training images"
     )
+    parser.add_argument("--quick", action="store_true", help="the default sizes (500 × 5 000)")
     parser.add_argument("--generated", type=int, default=None, help="number of generated images")
     parser.add_argument("--training", type=int, default=None, help="number of training images")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
