@@ -7,7 +7,7 @@ ONLY ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup figures test test-unit test-notebooks site lab bench lint refresh-notebooks doctor assign prepare-notebooks clean
+.PHONY: help setup figures test test-unit test-notebooks site lab bench bench-course lint refresh-notebooks doctor assign prepare-notebooks clean
 
 help:
 	@echo "make figures [PROFILE=smoke|laptop|gpu]   run every notebook, write build/<profile>/report.html"
@@ -15,6 +15,7 @@ help:
 	@echo "make lab                                  JupyterLab on notebooks/"
 	@echo "make site                                 the course website (Jupyter Book) → build/site/html"
 	@echo "make bench                                time the hot paths against their baselines"
+	@echo "make bench-course [PROFILE=smoke] [ONLY=00]  the course idle and under a one-core background load"
 	@echo "make refresh-notebooks [ONLY=01]          re-run notebooks in place under the laptop profile"
 	@echo "make doctor                               check the environment and print fixes"
 	@echo "make assign                               student and instructor editions + autograder → build/assign"
@@ -52,7 +53,11 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
-	@for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in $(filter-out benchmarks/course_under_load.py,$(wildcard benchmarks/*.py)); do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# the whole course idle and under a one-core background load (slow: several course runs)
+bench-course: $(STAMP)
+	$(PY) benchmarks/course_under_load.py --profile $(if $(filter auto,$(PROFILE)),smoke,$(PROFILE)) $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check helpers tests benchmarks

@@ -1,7 +1,10 @@
 """Benchmark: dense (explicit) vs fused SDPA vs dilated attention across the number of tokens.
 
-Prints the median time of each method for each N, the ratios against dense attention measured
-in the same run, and the fitted log–log exponent of each method.
+For each N the methods run in alternation, the order rotating, 4 samples each at least
+(``helpers.benchmark.interleaved``: samples taken while other processes used the CPU are dropped,
+or flagged when all were). Prints min and median time of each method, the ratios against dense
+attention (of the min times), how many samples were contended, the load, and the fitted log–log
+exponent of each method.
 
     python benchmarks/attention.py            # N = 2048 … 8192 (about a minute on 2 CPU cores)
     python benchmarks/attention.py --quick    # N = 256 … 1024 (seconds)
@@ -10,10 +13,12 @@ in the same run, and the fitted log–log exponent of each method.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
+import numpy as np
 import torch
 
-from helpers import attention_cost, runtime
+from helpers import attention_cost, benchmark, runtime
 
 
 def main() -> None:
@@ -26,6 +31,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     args = parser.parse_args()
+    print(f"threads: {runtime.configure_threads().describe()}")  # COURSE_NUM_THREADS fixes it
 
     overrides = {}
     if args.tokens:
@@ -38,24 +44,45 @@ def main() -> None:
         "smoke" if args.quick else "laptop", **overrides
     )
     device = runtime.detect_device(args.device)
+    repeats = max(4, cfg.repeats) if not args.repeats else args.repeats
     print(
         f"device={device} threads={torch.get_num_threads()} heads={cfg.heads} d={cfg.head_dim} "
-        f"segments={cfg.segment_lengths} rates={cfg.dilation_rates} best of {cfg.repeats}"
+        f"segments={cfg.segment_lengths} rates={cfg.dilation_rates} {repeats} interleaved repeats"
     )
-    res = attention_cost.measure(
-        cfg, generator=torch.Generator().manual_seed(0), device=device, progress=False
-    )
-    dense = res["dense"]["seconds"]
+    generator = torch.Generator().manual_seed(0)
+    seconds: dict[str, list[float]] = {m: [] for m in cfg.methods}
     print(
-        f"{'N':>7} {'dense ms':>10} {'sdpa ms':>10} {'dilated ms':>11} {'dense/sdpa':>11} {'dense/dilated':>14}"
+        f"{'N':>7} "
+        + " ".join(f"{m + ' ms (min/med)':>22}" for m in cfg.methods)
+        + " "
+        + " ".join(f"{'dense/' + m:>14}" for m in cfg.methods if m != "dense")
+        + "  contended"
     )
-    for i, n in enumerate(cfg.token_counts):
-        s, dl = res["sdpa"]["seconds"][i], res["dilated"]["seconds"][i]
-        print(
-            f"{n:>7} {1e3 * dense[i]:>10.2f} {1e3 * s:>10.2f} {1e3 * dl:>11.2f} {dense[i] / s:>11.2f} {dense[i] / dl:>14.2f}"
+    for n in cfg.token_counts:
+        q, k, v = (
+            torch.randn(1, cfg.heads, n, cfg.head_dim, generator=generator).to(device)
+            for _ in range(3)
         )
-    for name, d in res.items():
-        print(f"exponent {name:>8}: {attention_cost.fit_exponent(d['n'], d['seconds']):.2f}")
+        fns = {m: partial(attention_cost.METHODS[m], q, k, v, cfg) for m in cfg.methods}
+        with torch.no_grad():
+            c = benchmark.interleaved(fns, repeats=repeats, warmup=cfg.warmup, device=device)
+        for m in cfg.methods:
+            seconds[m].append(c.min(m))
+        cells = " ".join(
+            f"{1e3 * c.min(m):>10.2f} /{1e3 * c.median(m):>10.2f}" for m in cfg.methods
+        )
+        ratios = " ".join(
+            f"{c.min('dense') / c.min(m):>14.2f}" for m in cfg.methods if m != "dense"
+        )
+        bad = sum(bool(x.contended) for s in c.samples.values() for x in s)
+        total = sum(len(s) for s in c.samples.values())
+        print(f"{n:>7} {cells} {ratios}  {bad}/{total}")
+    print(f"load: {c.load()} (last N)")
+    for name in cfg.methods:
+        exponent = attention_cost.fit_exponent(
+            np.asarray(cfg.token_counts), np.asarray(seconds[name])
+        )
+        print(f"exponent {name:>8}: {exponent:.2f} (from min times)")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 The plain loop does the same work per step (jitter of z, forward, MSE, backward, Adam step); ``fit``
 adds the output average, the PSNR of raw and averaged outputs, the best-output bookkeeping and the
-history. Runs alternate (plain, fit, plain, fit, …) so both see the same machine load; the median
-of the repeats is reported.
+history. Each is also timed with the network, its input and target in channels_last memory format
+(converted here). The four variants run in alternation, the order rotating
+(``helpers.benchmark.interleaved``), 4 samples each by default; samples taken while other
+processes used the CPU are dropped (or, when all were, flagged). Min and median ms/iteration,
+the ratios and the load are printed.
 
 Usage::
 
@@ -15,32 +18,31 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import copy
+import inspect
+from functools import partial
 
 import torch
 
-from helpers import dip, runtime
+from helpers import benchmark, dip, runtime
 
 
-def plain_loop(net, z, target, iterations, *, lr, reg_noise_std, generator) -> float:
-    """The textbook loop; returns seconds per iteration."""
+def plain_loop(net, z, target, iterations, *, lr, reg_noise_std, generator) -> None:
+    """The textbook loop: jitter of z, forward, MSE, backward, Adam step."""
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    sync(z.device)
-    start = time.perf_counter()
     for _ in range(iterations):
         z_in = z + reg_noise_std * torch.randn(z.shape, generator=generator, device=z.device)
         optimizer.zero_grad(set_to_none=True)
         loss = torch.nn.functional.mse_loss(net(z_in), target)
         loss.backward()
         optimizer.step()
-    sync(z.device)
-    return (time.perf_counter() - start) / iterations
 
 
-def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std) -> float:
-    sync(z.device)
-    start = time.perf_counter()
+def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std, channels_last) -> None:
+    # where fit chooses the memory format itself, it is told the one this variant times
+    fmt = {}
+    if "channels_last" in inspect.signature(dip.fit).parameters:
+        fmt["channels_last"] = channels_last
     dip.fit(
         net,
         z,
@@ -51,14 +53,8 @@ def helper_loop(net, z, target, clean, iterations, *, lr, reg_noise_std) -> floa
         reg_noise_std=reg_noise_std,
         generator=torch.Generator().manual_seed(0),
         progress=False,
+        **fmt,
     )
-    sync(z.device)
-    return (time.perf_counter() - start) / iterations
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -67,9 +63,10 @@ def main() -> None:
     parser.add_argument("--preset", default=None, help="smoke | laptop | gpu (default: laptop)")
     parser.add_argument("--size", type=int, default=None, help="image side (default: the preset's)")
     parser.add_argument("--iterations", type=int, default=None, help="iterations per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved samples per variant")
     parser.add_argument("--device", default=None, help="cpu | cuda | mps (default: best available)")
     args = parser.parse_args()
+    print(f"threads: {runtime.configure_threads().describe()}")  # COURSE_NUM_THREADS fixes it
 
     preset = args.preset or ("smoke" if args.quick else "laptop")
     cfg = dip.DIPConfig.preset(preset)
@@ -88,22 +85,47 @@ def main() -> None:
     )
 
     kw = dict(lr=cfg.lr, reg_noise_std=cfg.reg_noise_denoise)
-    plain_loop(
-        net, z, target, 5, generator=torch.Generator(device=device).manual_seed(0), **kw
-    )  # warm-up
-    plain, helper = [], []
-    for _ in range(args.repeats):
-        gen = torch.Generator(device=device).manual_seed(0)
-        plain.append(plain_loop(net, z, target, iterations, generator=gen, **kw))
-        helper.append(helper_loop(net, z, target, clean, iterations, **kw))
-    p, h = statistics.median(plain), statistics.median(helper)
-    print(
-        f"plain PyTorch loop : {p * 1e3:8.2f} ms/iteration  (repeats: {', '.join(f'{t * 1e3:.1f}' for t in plain)})"
+    last = torch.channels_last
+    variants = {}
+    for fmt_name, fmt in (("", torch.contiguous_format), (", channels_last", last)):
+        # each variant fits its own copy of the network, in its memory format
+        n_plain = copy.deepcopy(net).to(memory_format=fmt)
+        n_fit = copy.deepcopy(net).to(memory_format=fmt)
+        z_f, t_f, c_f = (x.contiguous(memory_format=fmt) for x in (z, target, clean))
+        variants[f"plain loop{fmt_name}"] = partial(
+            plain_loop,
+            n_plain,
+            z_f,
+            t_f,
+            iterations,
+            generator=torch.Generator(device=device).manual_seed(0),
+            **kw,
+        )
+        variants[f"dip.fit{fmt_name}"] = partial(
+            helper_loop, n_fit, z_f, t_f, c_f, iterations, channels_last=fmt is last, **kw
+        )
+    c = benchmark.interleaved(
+        variants,
+        repeats=args.repeats,
+        device=device,
+        scale={name: 1 / iterations for name in variants},
     )
-    print(
-        f"helpers.dip.fit    : {h * 1e3:8.2f} ms/iteration  (repeats: {', '.join(f'{t * 1e3:.1f}' for t in helper)})"
-    )
-    print(f"ratio fit / plain  : {h / p:.3f}  (overhead {100 * (h / p - 1):+.1f} %)")
+    print(f"load: {c.load()}")
+    for name in variants:
+        print(f"{name:28s}: {c.line(name, unit='ms/it', factor=1e3)}")
+    for a, b in (
+        ("dip.fit", "plain loop"),
+        ("dip.fit, channels_last", "plain loop, channels_last"),
+        ("dip.fit", "dip.fit, channels_last"),
+        ("plain loop", "plain loop, channels_last"),
+    ):
+        r_min, r_med = c.ratio(a, b)
+        print(
+            f"ratio {a} / {b}: {r_min:.3f} at min, {r_med:.3f} at median, "
+            f"{c.cpu_ratio(a, b):.3f} in CPU time"
+        )
+    if c.all_contended():
+        print("WARNING: every sample of a variant was taken under contention")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Three ways to sample the same grid of embeddings with the same network and DDIM 
 - ``overlap, per-window loop``: the same windows, one model call per window (``window_batch=1``);
 - ``naive tiling``: disjoint windows (stride = patch), batched — the baseline that leaves seams.
 
-Prints seconds per image and the ratios. ``--quick`` keeps it well under two minutes on a CPU.
+The three run in alternation, the order rotating, 4 samples each by default
+(``helpers.benchmark.interleaved``: contended samples dropped, or flagged when all were). Prints
+min and median seconds per image, the ratios at both and the load. ``--quick`` keeps it well under two minutes on a CPU.
 
 Usage::
 
@@ -17,19 +19,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from helpers import diffusion, large_image, runtime, unet
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+from helpers import benchmark, diffusion, large_image, runtime, unet
 
 
 def main() -> None:
@@ -38,8 +31,9 @@ def main() -> None:
     parser.add_argument("--grid", type=int, default=4, help="grid side in patches")
     parser.add_argument("--patch", type=int, default=32, help="patch (window) side in pixels")
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved samples per variant")
     args = parser.parse_args()
+    print(f"threads: {runtime.configure_threads().describe()}")  # COURSE_NUM_THREADS fixes it
     if args.quick:
         args.grid, args.patch, args.steps = 3, 16, 4
     device = runtime.detect_device()
@@ -74,19 +68,35 @@ def main() -> None:
             args.grid * args.patch, args.grid * args.patch, window=args.patch, stride=half
         )
     )
-    t_batched = _time(lambda: run(half, 256), args.repeats)
-    t_loop = _time(lambda: run(half, 1), args.repeats)
-    t_naive = _time(lambda: run(args.patch, 256), args.repeats)
+    c = benchmark.interleaved(
+        {
+            "overlap, batched": lambda: run(half, 256),
+            "overlap, per-window loop": lambda: run(half, 1),
+            "naive tiling, batched": lambda: run(args.patch, 256),
+        },
+        repeats=args.repeats,
+        device=device,
+    )
     side = args.grid * args.patch
     print(
-        f"device {device}, threads {torch.get_num_threads()}, {side}x{side} image, {args.steps} DDIM steps, guidance on"
+        f"device {device}, threads {torch.get_num_threads()}, {side}x{side} image, "
+        f"{args.steps} DDIM steps, guidance on"
     )
-    print(f"overlap, batched          ({n_overlap:3d} windows): {t_batched:8.2f} s")
-    print(f"overlap, per-window loop  ({n_overlap:3d} windows): {t_loop:8.2f} s")
-    print(f"naive tiling, batched     ({args.grid**2:3d} windows): {t_naive:8.2f} s")
-    print(f"ratio per-window loop / batched: {t_loop / t_batched:.2f}x (speed-up of batching)")
+    print(f"load: {c.load()}")
+    windows = {"overlap, batched": n_overlap, "overlap, per-window loop": n_overlap}
+    for name in c.samples:
+        print(f"{name:25s} ({windows.get(name, args.grid**2):3d} windows): {c.line(name)}")
+    r_min, r_med = c.ratio("overlap, per-window loop", "overlap, batched")
     print(
-        f"ratio overlap / naive tiling:    {t_batched / t_naive:.2f}x (price of seamless assembly)"
+        f"ratio per-window loop / batched: {r_min:.2f}x at min, {r_med:.2f}x at median "
+        "(speed-up of batching)"
+    )
+    cpu = c.cpu_ratio("overlap, per-window loop", "overlap, batched")
+    print(f"  (in CPU time: {cpu:.2f}x)")
+    r_min, r_med = c.ratio("overlap, batched", "naive tiling, batched")
+    print(
+        f"ratio overlap / naive tiling:    {r_min:.2f}x at min, {r_med:.2f}x at median "
+        "(price of seamless assembly)"
     )
 
 

@@ -7,25 +7,27 @@ our loop):
 * DDIM: ``helpers.diffusion.sample(sampler="ddim")`` against the usual loop over
   ``DDIMScheduler.timesteps`` with ``scheduler.step``.
 
-It prints seconds, the ratio ours / diffusers (≤ 1.0 expected) and the share of each loop's time
-spent outside U-Net calls (the sampler's own overhead).
+The two sides run in alternation, 4 samples each by default (``helpers.benchmark.interleaved``:
+the order rotates, samples taken while other processes used the CPU are dropped or flagged). It
+prints min and median seconds, the ratio ours / diffusers at both (≤ 1.0 expected), the share of
+each loop's time spent outside U-Net calls (the sampler's own overhead) and the load.
 
 Usage::
 
     python benchmarks/sampling.py            # defaults: 16×16, batch 16, DDPM 1000 steps, DDIM 50
-    python benchmarks/sampling.py --quick    # DDPM 200 steps (T = 200), fewer repeats
+    python benchmarks/sampling.py --quick    # DDPM 200 steps (T = 200), 4 repeats
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
-from contextlib import contextmanager
 
 import torch
 from diffusers import DDIMScheduler, DDPMPipeline, DDPMScheduler
 
-from helpers import diffusion, unet
+from helpers import benchmark, diffusion, runtime, unet
 
 
 class Clock:
@@ -51,49 +53,51 @@ class Clock:
         module.register_forward_hook(after)
 
 
-@contextmanager
-def timed(clock: Clock, out: dict):
-    clock.seconds = 0.0
-    clock.sync()
-    start = time.perf_counter()
-    yield
-    clock.sync()
-    out["total"] = time.perf_counter() - start
-    out["unet"] = clock.seconds
+def compare(fns: dict, repeats: int, clock: Clock, device: torch.device) -> dict:
+    """Interleaved repeats of each function (``helpers.benchmark.interleaved``: the order rotates,
+    contended samples are dropped); also the U-Net's share of each sample."""
+    unet_seconds: dict = {name: [] for name in fns}
 
+    def counted(name, fn):
+        def run():
+            clock.seconds = 0.0
+            fn()
+            unet_seconds[name].append(clock.seconds)
 
-def best_of(fns: dict, repeats: int, clock: Clock) -> dict:
-    """The fastest of ``repeats`` runs of each function (total and U-Net seconds), run in
-    alternation so that a change of machine load hits both sides alike."""
-    runs: dict = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            out: dict = {}
-            with timed(clock, out):
-                fn()
-            runs[name].append(out)
-    return {name: min(r, key=lambda x: x["total"]) for name, r in runs.items()}
+        return run
 
-
-def report(name: str, ours: dict, theirs: dict) -> None:
-    share = lambda r: 1 - r["unet"] / r["total"]  # noqa: E731
-    print(
-        f"{name:5s} ours {ours['total']:7.2f} s (outside U-Net {share(ours):5.1%}) | "
-        f"diffusers {theirs['total']:7.2f} s (outside U-Net {share(theirs):5.1%}) | "
-        f"ratio ours/diffusers {ours['total'] / theirs['total']:.3f}"
+    c = benchmark.interleaved(
+        {name: counted(name, fn) for name, fn in fns.items()}, repeats=repeats, device=device
     )
+    return {"comparison": c, "unet": {k: v[1:] for k, v in unet_seconds.items()}}  # no warm-up
+
+
+def report(name: str, r: dict) -> None:
+    c, unet_s = r["comparison"], r["unet"]
+    for side in c.samples:
+        totals = [x.seconds for x in c.samples[side]]
+        share = 1 - statistics.median(u / t for u, t in zip(unet_s[side], totals, strict=True))
+        print(f"{name:5s} {side:9s}: {c.line(side)}  outside U-Net {share:5.1%}")
+    r_min, r_med = c.ratio("ours", "diffusers")
+    print(
+        f"{name:5s} ratio ours/diffusers {r_min:.3f} at min, {r_med:.3f} at median, "
+        f"{c.cpu_ratio('ours', 'diffusers'):.3f} in CPU time"
+    )
+    print(f"{name:5s} load: {c.load()}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="T = 200 and one repeat")
+    parser.add_argument("--quick", action="store_true", help="T = 200")
+    parser.add_argument("--repeats", type=int, default=4, help="interleaved samples per variant")
     parser.add_argument("--size", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--ddim-steps", type=int, default=50)
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
+    print(f"threads: {runtime.configure_threads().describe()}")  # COURSE_NUM_THREADS fixes it
     T = 200 if args.quick else 1000
-    repeats = 1 if args.quick else 2
+    repeats = args.repeats
     device = (
         torch.device(args.device)
         if args.device
@@ -140,8 +144,7 @@ def main() -> None:
             output_type="np",
         ),
     }
-    r = best_of(ddpm, repeats, clock)
-    report("DDPM", r["ours"], r["diffusers"])
+    report("DDPM", compare(ddpm, repeats, clock, device))
 
     # DDIM: the same number of steps on both sides
     sched = DDIMScheduler(num_train_timesteps=T)
@@ -161,8 +164,7 @@ def main() -> None:
         ),
         "diffusers": diffusers_ddim,
     }
-    r = best_of(ddim, repeats, clock)
-    report("DDIM", r["ours"], r["diffusers"])
+    report("DDIM", compare(ddim, repeats, clock, device))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,12 @@ def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     if x.is_complex() or x.dtype == torch.bool:
         raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if x.is_floating_point():  # a NaN row would score -inf against everything and hide copies
-        bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+        # A row's sum is NaN or ±Inf whenever the row holds one (one fast pass); only rows whose
+        # sum is not finite get the elementwise check (their sum may just have overflowed).
+        rows_2d = x.reshape(x.shape[0], -1)
+        bad = ~torch.isfinite(rows_2d.sum(dim=1))
+        if bool(bad.any()):
+            bad[bad.clone()] = ~torch.isfinite(rows_2d[bad]).all(dim=1)
         if bool(bad.any()):
             rows = bad.nonzero().squeeze(1)
             raise ValueError(

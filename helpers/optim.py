@@ -26,11 +26,12 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["LR_SCHEDULES", "ema_decay_at", "ema_update", "lr_at"]
+__all__ = ["LR_SCHEDULES", "ema_decay_at", "ema_update", "lr_at", "memory_format"]
 
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -92,3 +93,43 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         pe.lerp_(p.detach(), 1 - decay)
     for be, b in zip(ema.buffers(), model.buffers(), strict=True):
         be.copy_(b)
+
+
+def memory_format(
+    channels_last: bool | None, device: torch.device, fastest: Mapping[str, bool]
+) -> torch.memory_format:
+    """The memory format a training loop keeps its network and images in.
+
+    Parameters
+    ----------
+    channels_last : bool or None
+        ``True``: ``torch.channels_last`` (NHWC strides, which the convolution kernels of oneDNN
+        and cuDNN often run faster); ``False``: the usual contiguous NCHW; ``None``: what was
+        measured fastest for this loop on ``device.type`` (``fastest``), contiguous where
+        nothing was measured.
+    device : torch.device
+        Where the loop runs.
+    fastest : mapping of str to bool
+        Device type → whether channels_last was measured faster for this loop
+        (``benchmarks/memory_format.py``).
+
+    Returns
+    -------
+    torch.memory_format
+
+    Raises
+    ------
+    TypeError
+        ``channels_last`` that is neither a bool nor ``None``.
+
+    Examples
+    --------
+    >>> memory_format(None, torch.device("cpu"), {"cpu": True})
+    torch.channels_last
+    >>> memory_format(None, torch.device("mps"), {"cpu": True})
+    torch.contiguous_format
+    """
+    if channels_last is not None and not isinstance(channels_last, bool):
+        raise TypeError(f"channels_last must be True, False or None, got {channels_last!r}")
+    use = fastest.get(device.type, False) if channels_last is None else channels_last
+    return torch.channels_last if use else torch.contiguous_format

@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import platform
 import random
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
@@ -320,6 +321,267 @@ def seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
+THREADS_ENV = "COURSE_NUM_THREADS"
+"""Environment variable that fixes PyTorch's thread count (a positive integer; ``auto`` or unset:
+chosen from the cores that are free, :func:`choose_threads`)."""
+
+CGROUP_CPU_FILES: tuple[tuple[str, ...], ...] = (
+    ("/sys/fs/cgroup/cpu.max",),  # cgroup v2: "<quota> <period>" or "max <period>"
+    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),  # v1
+)
+"""Where a container's CPU quota is read (the quota of the cgroup the container sees as its root:
+Docker ``--cpus``, Kubernetes CPU limits, JupyterHub's ``cpu_limit``)."""
+
+
+def cgroup_cpu_quota(files: Sequence[Sequence[str | Path]] = CGROUP_CPU_FILES) -> float | None:
+    """The CPU quota of this process's container in cores (e.g. ``1.5``), or ``None`` without one.
+
+    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (the
+    first that exists in ``files``); an unreadable file or ``max`` / ``-1`` means no quota.
+    """
+    for names in files:
+        try:
+            parts = " ".join(Path(n).read_text().strip() for n in names).split()
+        except (OSError, ValueError):
+            continue
+        if len(parts) != 2 or parts[0] in ("max", "-1"):
+            return None
+        try:
+            quota, period = float(parts[0]), float(parts[1])
+        except ValueError:
+            return None
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def cpu_cores() -> tuple[int, str]:
+    """``(cores, why)``: how many cores this process may use, and what limits it.
+
+    The cores it is allowed to run on (CPU affinity, a cpuset) and, inside a container, the CPU
+    quota rounded down (a quota of 1.5 cores is 1 core a thread can have without being throttled).
+    """
+    import psutil
+
+    total = os.cpu_count() or 1
+    try:
+        allowed = len(psutil.Process().cpu_affinity() or ()) or total
+    except (AttributeError, OSError, psutil.Error):  # macOS has no affinity
+        allowed = total
+    why = f"{allowed} cores" if allowed == total else f"{allowed} of {total} cores (affinity)"
+    quota = cgroup_cpu_quota()
+    if quota is not None and math.floor(quota) < allowed:
+        return max(1, math.floor(quota)), f"{why}, container quota {quota:g} cores"
+    return allowed, why
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """A reading of CPU time, to tell how much of the machine other processes used since.
+
+    Attributes
+    ----------
+    wall : float
+        ``time.perf_counter()`` when read.
+    busy : float or None
+        CPU-seconds the cores this process may run on have been busy (all processes), ``None``
+        where the platform does not say.
+    own : float
+        CPU-seconds this process has used (all its threads).
+    """
+
+    wall: float
+    busy: float | None
+    own: float
+
+
+def cpu_times() -> CpuTimes:
+    """Read the busy time of this process's cores and this process's own CPU time (psutil)."""
+    import psutil
+
+    proc = psutil.Process()
+    try:
+        per_cpu = psutil.cpu_times(percpu=True)
+        try:
+            allowed = proc.cpu_affinity() or range(len(per_cpu))
+        except (AttributeError, OSError, psutil.Error):
+            allowed = range(len(per_cpu))
+        busy = 0.0
+        for i in allowed:
+            t = per_cpu[i]._asdict()
+            # guest time is already counted in user and nice (Linux); idle and iowait are not busy
+            total = sum(t.values()) - t.get("guest", 0.0) - t.get("guest_nice", 0.0)
+            busy += total - t.get("idle", 0.0) - t.get("iowait", 0.0)
+    except (OSError, IndexError, psutil.Error):
+        busy = None
+    # the process's CPU clock (user + system, all threads) at nanosecond resolution, not ticks
+    return CpuTimes(time.perf_counter(), busy, time.process_time())
+
+
+def others_between(start: CpuTimes, end: CpuTimes) -> float | None:
+    """Mean number of cores that *other* processes kept busy between two readings, or ``None``.
+
+    The busy time of this process's cores minus this process's own CPU time, over the wall time.
+    """
+    seconds = end.wall - start.wall
+    if start.busy is None or end.busy is None or seconds <= 0:
+        return None
+    return max(0.0, (end.busy - start.busy) - (end.own - start.own)) / seconds
+
+
+def load_average() -> tuple[float, float, float] | None:
+    """The 1-, 5- and 15-minute load averages (runnable processes), or ``None`` where unknown."""
+    try:
+        import psutil
+
+        return tuple(round(x, 2) for x in psutil.getloadavg())  # type: ignore[return-value]
+    except (AttributeError, OSError, RuntimeError):
+        return None
+
+
+def contended(others: float | None, cores: int, threads: int) -> bool | None:
+    """Whether other processes wanted the cores this process's threads ran on.
+
+    True when the cores other processes kept busy and this process's threads add up to more than
+    the cores there are, by more than a quarter of a core (``None`` when ``others`` is unknown):
+    timings taken then are slower than the machine is.
+    """
+    if others is None:
+        return None
+    return others + threads > cores + 0.25
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """PyTorch's thread count for this process, and what it was chosen from.
+
+    Attributes
+    ----------
+    threads : int
+        The count (``torch.set_num_threads``).
+    source : str
+        ``"COURSE_NUM_THREADS"`` (set by the user or the runner) or ``"auto"``.
+    cores : int
+        Cores this process may use (:func:`cpu_cores`), ``cores_why`` saying what limits them.
+    others : float or None
+        Cores that other processes kept busy when the choice was made (``None``: not measured).
+    load_average : tuple of float or None
+        1-, 5- and 15-minute load averages when the choice was made.
+    jobs : int
+        Notebooks or processes sharing the free cores.
+    """
+
+    threads: int
+    source: str
+    cores: int
+    cores_why: str = ""
+    others: float | None = None
+    load_average: tuple[float, float, float] | None = None
+    jobs: int = 1
+
+    def why(self) -> str:
+        """What the count was chosen from, e.g. ``"auto: 2 cores, 1.3 busy with other processes,
+        load average 8.1 7.5 7.4"``."""
+        why = [self.cores_why or f"{self.cores} cores"]
+        if self.others is not None:
+            why.append(f"{self.others:.1f} busy with other processes")
+        if self.jobs > 1:
+            why.append(f"shared by {self.jobs} jobs")
+        if self.load_average is not None:
+            why.append("load average " + " ".join(f"{x:.1f}" for x in self.load_average))
+        return f"{self.source}: {', '.join(why)}"
+
+    def describe(self) -> str:
+        """The count and why, e.g. ``"1 thread (auto: 2 cores, …)"``."""
+        return f"{self.threads} thread{'s' if self.threads != 1 else ''} ({self.why()})"
+
+
+def choose_threads(
+    env: Mapping[str, str] | None = None,
+    *,
+    jobs: int = 1,
+    sample_seconds: float = 0.25,
+    others: float | None = None,
+    cores: tuple[int, str] | None = None,
+) -> ThreadChoice:
+    """Decide PyTorch's thread count from the cores that are actually free.
+
+    Oversubscribed cores cost far more than idle ones: two PyTorch processes that each use every
+    core of a 2-core machine run several times slower each, while one thread each keeps both at
+    full speed. So the count is the number of free cores (:func:`cpu_cores` minus the cores
+    other processes kept busy over ``sample_seconds``, :func:`cpu_times`), shared by ``jobs``,
+    rounded to the nearest whole core, at least 1. ``COURSE_NUM_THREADS`` in ``env`` (a positive
+    integer) overrides the choice; ``auto`` or unset chooses.
+
+    Parameters
+    ----------
+    env : mapping, optional
+        Default ``os.environ``.
+    jobs : int
+        How many processes of this run share the free cores (e.g. notebooks run in parallel).
+    sample_seconds : float
+        How long to watch the other processes' CPU use.
+    others, cores
+        Measurements to use instead of measuring (tests, a caller that measured already):
+        cores busy with other processes; ``(cores, why)`` as :func:`cpu_cores` returns it.
+
+    Returns
+    -------
+    ThreadChoice
+
+    Raises
+    ------
+    ValueError
+        ``COURSE_NUM_THREADS`` that is neither a positive integer nor ``auto``; ``jobs < 1``.
+
+    Examples
+    --------
+    >>> choose_threads({}, others=1.0, cores=(2, "2 cores")).threads  # one core busy: one thread
+    1
+    >>> choose_threads({}, others=0.1, cores=(2, "2 cores")).threads
+    2
+    >>> choose_threads({"COURSE_NUM_THREADS": "3"}, cores=(2, "2 cores")).describe()[:30]
+    '3 threads (COURSE_NUM_THREADS:'
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    env = os.environ if env is None else env
+    value = env.get(THREADS_ENV, "").strip().lower()
+    if value not in ("", "auto") and (not value.isdigit() or int(value) < 1):
+        raise ValueError(f"{THREADS_ENV} must be a positive integer or 'auto', got {value!r}")
+    n, why = cores if cores is not None else cpu_cores()
+    if value not in ("", "auto"):
+        return ThreadChoice(int(value), THREADS_ENV, n, why, others, load_average(), jobs)
+    if others is None:
+        start = cpu_times()
+        time.sleep(sample_seconds)
+        others = others_between(start, cpu_times())
+    if others is None:  # the platform does not say: the load average, which counts us too
+        load = load_average()
+        others = max(0.0, load[0] - 1) if load is not None else 0.0
+    free = (n - others) / jobs
+    threads = max(1, min(n // jobs or 1, math.floor(free + 0.5)))
+    return ThreadChoice(threads, "auto", n, why, round(others, 2), load_average(), jobs)
+
+
+def configure_threads(
+    env: Mapping[str, str] | None = None, *, jobs: int = 1, choice: ThreadChoice | None = None
+) -> ThreadChoice:
+    """Choose PyTorch's thread count (:func:`choose_threads`, or ``choice``) and apply it.
+
+    Sets torch's intra-op thread pool and the BLAS library that NumPy and SciPy use
+    (threadpoolctl), so that neither oversubscribes the cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    choice = choice if choice is not None else choose_threads(env, jobs=jobs)
+    torch.set_num_threads(choice.threads)
+    try:
+        threadpool_limits(limits=choice.threads, user_api="blas")
+    except (OSError, RuntimeError, ValueError):  # an unusual BLAS build: torch's count stands
+        logger.debug("BLAS thread limit not set", exc_info=True)
+    return choice
+
+
 @dataclass(frozen=True)
 class Run:
     """What a notebook knows about the current run.
@@ -342,6 +604,13 @@ class Run:
     run_id : str
         The run this notebook belongs to (``$COURSE_RUN_ID`` from the runner, else a fresh id);
         written into the results file so that two runs into one folder never mix their numbers.
+    threads : ThreadChoice or None
+        PyTorch's thread count and what it was chosen from (:func:`choose_threads`).
+
+    The results file's header also says how busy the machine was: the load average when the run
+    was set up and at the last record, the mean number of cores other processes kept busy since
+    setup (``cpu_others``) and whether that contended with this run's threads (``contended``,
+    :func:`contended`): timings taken under contention are slower than the machine is.
     """
 
     profile: str
@@ -352,6 +621,8 @@ class Run:
     results_path: Path | None = None
     started: float = field(default_factory=time.perf_counter)
     run_id: str = ""
+    threads: ThreadChoice | None = None
+    _cpu_start: CpuTimes = field(default_factory=cpu_times, repr=False, compare=False)
     _results: dict[str, results.Result] = field(default_factory=dict, repr=False, compare=False)
     _figures: list[str] = field(default_factory=list, repr=False, compare=False)
 
@@ -364,6 +635,24 @@ class Run:
             "threads": torch.get_num_threads(),
             "torch": version("torch"),
             "run_id": self.run_id,
+            **self.machine(),
+        }
+
+    def machine(self) -> dict[str, Any]:
+        """How the run shared the machine so far: threads and why, cores, load averages, the
+        mean cores other processes kept busy since setup, and whether that was contention."""
+        choice = self.threads
+        cores = choice.cores if choice is not None else cpu_cores()[0]
+        others = others_between(self._cpu_start, cpu_times())
+        start = choice.load_average if choice is not None else None
+        now = load_average()
+        return {
+            "threads_chosen": choice.describe() if choice is not None else "",
+            "cpu_cores": cores,
+            "load_average_start": list(start) if start else None,
+            "load_average": list(now) if now else None,
+            "cpu_others": None if others is None else round(others, 2),
+            "contended": contended(others, cores, torch.get_num_threads()),
         }
 
     def record(
@@ -442,25 +731,11 @@ class Run:
         """The one-line description printed by :func:`setup`."""
         return (
             f"profile={self.profile} device={self.device} seed={self.seed} "
-            f"threads={torch.get_num_threads()} "
+            f"threads={torch.get_num_threads()}"
+            f"{f' ({self.threads.why()})' if self.threads else ''} "
             f"torch={version('torch')} diffusers={version('diffusers')} timm={version('timm')} "
             f"python={platform.python_version()}"
         )
-
-
-def configure_threads(env: Mapping[str, str] | None = None) -> int:
-    """Apply ``COURSE_NUM_THREADS`` (if set) to torch's intra-op thread pool; return the count.
-
-    On a shared machine (a class server, several notebooks at once) one thread per notebook is
-    often much faster than letting every process use all cores.
-    """
-    env = os.environ if env is None else env
-    value = env.get("COURSE_NUM_THREADS", "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"COURSE_NUM_THREADS must be a positive integer, got {value!r}")
-        torch.set_num_threads(int(value))
-    return torch.get_num_threads()
 
 
 def setup(
@@ -472,7 +747,11 @@ def setup(
     notebook: str | None = None,
     verbose: bool = True,
 ) -> Run:
-    """Resolve the profile, pick the device, seed everything and choose the output folders.
+    """Resolve the profile, pick the device and the thread count, seed everything and choose the
+    output folders.
+
+    PyTorch's thread count is chosen from the cores that are free (:func:`configure_threads`;
+    ``COURSE_NUM_THREADS`` fixes it) and printed with the summary.
 
     Parameters
     ----------
@@ -497,7 +776,7 @@ def setup(
     """
     global _current
     name = resolve_profile(profile)
-    configure_threads()
+    choice = configure_threads()
     seed_everything(seed)
     folder = Path(figure_dir) if figure_dir is not None else build_dir() / name / "figures"
     results_path = None
@@ -511,6 +790,7 @@ def setup(
         notebook=notebook or "",
         results_path=results_path,
         run_id=os.environ.get(RUN_ID_ENV, "").strip() or new_run_id(),
+        threads=choice,
     )
     run._write()  # the results file starts afresh, with this run's id
     _current = run

@@ -15,9 +15,14 @@ ROOT = runtime.project_root()
 
 CASES = {
     "attention.py": (["--quick", "--repeats", "1"], "exponent"),
-    "dip.py": (["--quick", "--iterations", "5", "--repeats", "1"], "ratio fit / plain"),
-    "large_image.py": (["--quick"], "ratio per-window loop / batched"),
-    "sampling.py": (["--quick"], "ratio ours/diffusers"),
+    "dip.py": (["--quick", "--iterations", "5", "--repeats", "1"], "ratio dip.fit / plain loop"),
+    "large_image.py": (["--quick", "--repeats", "1"], "ratio per-window loop / batched"),
+    "sampling.py": (["--quick", "--repeats", "1"], "ratio ours/diffusers"),
+    "course_under_load.py": (["--dry-run"], "background load used"),
+    "memory_format.py": (
+        ["--steps", "1", "--repeats", "1", "--only", "ssl"],
+        "ratio contiguous / channels_last",
+    ),
     "memorization.py": (
         [
             "--generated",

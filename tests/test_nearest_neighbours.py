@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from helpers import memorization
@@ -46,3 +47,19 @@ def test_search_rescores_exactly_whatever_the_precision_and_chunking():
         for dtype in (torch.float32, torch.float64):
             m = memorization.min_tiled_l2(x, train, batch_size=batch_size, dtype=dtype, grid=1)
             assert m.indices.tolist() == [8, 9] and m.values.tolist() == [0.0, 0.0]
+
+
+def test_finite_check_tells_overflowing_sums_from_nan_and_inf():
+    big = torch.full((3, 64), 3e38)  # finite, but each row sums past float32's range
+    big[1, :32] = -3e38
+    search = S.check_pair(big, big)  # accepted: nothing is NaN or Inf
+    assert search[0] is big
+    for bad_value in (float("nan"), float("inf"), -float("inf")):
+        bad = big.clone()
+        bad[2, 5] = bad_value
+        with pytest.raises(ValueError, match=r"1 row\(s\) \(e.g. \[2\]\)"):
+            S.check_pair(bad, big)
+    mixed = torch.zeros(4, 8)
+    mixed[1, 0], mixed[1, 1] = float("inf"), -float("inf")  # sums to NaN: still named
+    with pytest.raises(ValueError, match=r"e.g. \[1\]"):
+        S.check_pair(big[:, :8], mixed)

@@ -75,6 +75,27 @@ def test_results_table_says_pass_warn_and_not_comparable(tmp_path):
     assert saved["environment"]["python"] and saved["notebooks"][0]["title"] == "03 — A demo"
 
 
+def test_report_flags_notebooks_timed_under_contention(tmp_path):
+    busy = {"threads": 2, "threads_chosen": "2 threads (COURSE_NUM_THREADS: 2 cores)",
+            "cpu_cores": 2, "cpu_others": 1.4, "load_average_start": [3.1, 2.0, 1.0],
+            "load_average": [3.4, 2.2, 1.1], "contended": True}  # fmt: skip
+    calm = {**busy, "threads": 1, "threads_chosen": "1 thread (auto: 2 cores)", "contended": False}
+    nbs = [
+        rep.NotebookResult(name="03_busy", status="ok", seconds=9.0, output="a.ipynb", machine=busy),
+        rep.NotebookResult(name="04_calm", status="ok", seconds=5.0, output="b.ipynb", machine=calm),
+        rep.NotebookResult(name="05_old", status="ok", seconds=5.0, output="c.ipynb"),
+    ]
+    run = rep.RunReport("laptop", "cpu", str(tmp_path), "now", nbs, {}, rep.environment())
+    page = rep.write_report(run).read_text(encoding="utf-8")
+    assert "Timed under contention: 03_busy." in page  # only the contended one is named
+    assert "9.0 s<span class='contended'" in page and "5.0 s<span" not in page
+    assert "other processes kept 1.4 of 2 cores busy on average" in page
+    assert "load average 3.1 at the start, 3.4 at the end" in page
+    assert "1 thread (auto: 2 cores)" in page
+    assert "timed under contention" not in rep.contention_note(calm)
+    assert rep.contention_note({}) == ""
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -58,6 +58,12 @@ def test_runner_executes_00_in_smoke_and_writes_the_report(smoke_run_00):
     recorded = results.read(root / "results" / "00_setup_and_tour.json")
     assert recorded["profile"] == "smoke" and recorded["results"]
     assert data["notebooks"][0]["results"] and recorded["results"][0].label in page
+    # the runner chose the kernel's threads, and the report says how the run shared the machine
+    machine = report.notebooks[0].machine
+    assert machine["threads"] == recorded["threads"] >= 1
+    assert machine["threads_chosen"].startswith(f"{machine['threads']} thread")
+    assert machine["threads_chosen"] in page and "contended" in machine
+    assert data["notebooks"][0]["machine"]["cpu_cores"] >= 1
 
 
 def _notebook(*sources: str) -> nbformat.NotebookNode:
@@ -242,12 +248,13 @@ def test_the_kernel_runs_this_checkout_and_is_told_it_is_headless(tmp_path):
         "import os, helpers\n"
         "print('HELPERS', helpers.__file__)\n"
         "print('PYTHONPATH', os.environ['PYTHONPATH'])\n"
-        "print('STATIC', os.environ['COURSE_STATIC_WIDGETS'], 'RUN', os.environ['COURSE_RUN_ID'])"
+        "print('STATIC', os.environ['COURSE_STATIC_WIDGETS'], 'RUN', os.environ['COURSE_RUN_ID'])\n"
+        "print('THREADS', os.environ['COURSE_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
     )
     src = tmp_path / "07_env.ipynb"
     nbformat.write(nb, src)
     seconds, error = runner.execute(
-        src, tmp_path / "out.ipynb", profile="smoke", build=tmp_path, run_id="run-42"
+        src, tmp_path / "out.ipynb", profile="smoke", build=tmp_path, run_id="run-42", threads=1
     )
     assert not error, error
     cells = nbformat.read(tmp_path / "out.ipynb", 4).cells
@@ -255,6 +262,7 @@ def test_the_kernel_runs_this_checkout_and_is_told_it_is_headless(tmp_path):
     root = str(runtime.project_root())
     assert f"HELPERS {root}/helpers/__init__.py" in text
     assert f"PYTHONPATH {root}" in text and "STATIC 1 RUN run-42" in text
+    assert "THREADS 1 1" in text  # the runner's choice of threads reaches the kernel
 
 
 def test_site_never_empties_a_folder_it_did_not_make(tmp_path):

@@ -1,4 +1,6 @@
+import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -95,12 +97,111 @@ def test_timer_measures():
 def test_thread_count_from_the_environment():
     before = torch.get_num_threads()
     try:
-        assert runtime.configure_threads({"COURSE_NUM_THREADS": "1"}) == 1
+        choice = runtime.configure_threads({"COURSE_NUM_THREADS": "1"})
+        assert choice.threads == 1 and choice.source == "COURSE_NUM_THREADS"
         assert torch.get_num_threads() == 1
-        assert runtime.configure_threads({}) == 1  # unset: left as it is
         for bad in ("0", "two", "-1"):
             with pytest.raises(ValueError, match="COURSE_NUM_THREADS must be a positive integer"):
                 runtime.configure_threads({"COURSE_NUM_THREADS": bad})
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("cores", "others", "jobs", "expected"),
+    [
+        (2, 0.0, 1, 2),  # idle: every core
+        (2, 0.3, 1, 2),  # a browser's worth of load: still both
+        (2, 1.0, 1, 1),  # one core busy (another PyTorch job): one thread, never two
+        (2, 1.9, 1, 1),  # everything busy: at least one
+        (2, 7.5, 1, 1),  # more runnable than cores
+        (8, 2.6, 1, 5),  # five of eight free
+        (8, 0.0, 2, 4),  # two jobs share the free cores
+        (8, 0.0, 3, 2),  # never more threads in all than cores
+        (2, 0.0, 4, 1),  # more jobs than cores: one each
+    ],
+)
+def test_threads_are_the_free_cores(cores, others, jobs, expected):
+    choice = runtime.choose_threads({}, jobs=jobs, others=others, cores=(cores, f"{cores} cores"))
+    assert choice.threads == expected and choice.source == "auto"
+    assert choice.describe().startswith(f"{expected} thread")
+    assert f"{others:.1f} busy with other processes" in choice.describe()
+
+
+def test_course_num_threads_overrides_the_choice_and_auto_chooses():
+    env = {"COURSE_NUM_THREADS": "3"}
+    assert runtime.choose_threads(env, others=1.9, cores=(2, "2 cores")).threads == 3
+    auto = runtime.choose_threads({"COURSE_NUM_THREADS": "auto"}, others=1.0, cores=(2, "2"))
+    assert auto.threads == 1 and auto.source == "auto"
+    with pytest.raises(ValueError, match="jobs must be a positive int"):
+        runtime.choose_threads({}, jobs=0, others=0.0, cores=(2, ""))
+
+
+def test_choose_threads_measures_the_machine_when_not_told():
+    choice = runtime.choose_threads({}, sample_seconds=0.05)
+    assert 1 <= choice.threads <= choice.cores <= (os.cpu_count() or 1)
+    assert choice.others is None or choice.others >= 0
+
+
+def test_cgroup_quota_is_read_from_v2_and_v1_files(tmp_path):
+    v2 = tmp_path / "cpu.max"
+    quota, period = tmp_path / "cfs_quota_us", tmp_path / "cfs_period_us"
+    period.write_text("100000\n")
+    assert runtime.cgroup_cpu_quota([(tmp_path / "missing",)]) is None
+    v2.write_text("150000 100000\n")
+    assert runtime.cgroup_cpu_quota([(v2,), (quota, period)]) == 1.5
+    v2.write_text("max 100000\n")
+    assert runtime.cgroup_cpu_quota([(v2,), (quota, period)]) is None  # v2 says: no quota
+    quota.write_text("-1\n")
+    assert runtime.cgroup_cpu_quota([(tmp_path / "missing",), (quota, period)]) is None
+    quota.write_text("200000\n")
+    assert runtime.cgroup_cpu_quota([(tmp_path / "missing",), (quota, period)]) == 2.0
+
+
+def test_a_container_quota_caps_the_cores(monkeypatch):
+    monkeypatch.setattr(runtime, "cgroup_cpu_quota", lambda *a: 1.5)
+    cores, why = runtime.cpu_cores()
+    assert cores == 1 and "quota 1.5" in why
+    monkeypatch.setattr(runtime, "cgroup_cpu_quota", lambda *a: None)
+    assert runtime.cpu_cores()[0] >= 1
+
+
+def test_other_processes_cpu_excludes_this_process():
+    # 10 CPU-seconds busy over 2 s, 1 of them ours: others kept 1.5 cores busy
+    a, b = runtime.CpuTimes(0.0, 100.0, 5.0), runtime.CpuTimes(2.0, 104.0, 6.0)
+    assert runtime.others_between(a, b) == pytest.approx(1.5)
+    assert runtime.others_between(a, runtime.CpuTimes(2.0, None, 6.0)) is None
+    start = runtime.cpu_times()
+    end_wall = start.wall + 0.2
+    while time.perf_counter() < end_wall:  # our own busy loop
+        pass
+    end = runtime.cpu_times()
+    assert end.own > start.own
+    others = runtime.others_between(start, end)
+    assert others is None or 0 <= others <= (os.cpu_count() or 1) + 0.5
+
+
+def test_contention_is_demand_beyond_the_cores():
+    assert runtime.contended(1.0, 2, 1) is False  # one thread on the free core
+    assert runtime.contended(1.0, 2, 2) is True  # two threads, one core busy elsewhere
+    assert runtime.contended(0.1, 2, 2) is False
+    assert runtime.contended(None, 2, 2) is None
+
+
+def test_setup_prints_and_records_threads_and_load(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        run = runtime.setup("smoke", notebook="99_threads")
+        assert "threads=1 (COURSE_NUM_THREADS: " in capsys.readouterr().out
+        run.record("x", 1.0, label="x")
+        data = results.read(run.results_path)
+        assert data["threads"] == 1 and data["cpu_cores"] >= 1
+        assert data["threads_chosen"].startswith("1 thread (COURSE_NUM_THREADS")
+        for key in ("load_average_start", "load_average", "cpu_others", "contended"):
+            assert key in data, key
+        if data["cpu_others"] is not None:
+            assert data["contended"] == runtime.contended(data["cpu_others"], data["cpu_cores"], 1)
     finally:
         torch.set_num_threads(before)
 

@@ -52,6 +52,29 @@ class NotebookResult:
     captions: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
     started: str = ""
+    machine: dict = field(default_factory=dict)  # threads, load, contention (runner.machine_of)
+
+
+def contention_note(machine: dict) -> str:
+    """What a notebook's wall time is worth, from how its run shared the machine: ``""`` when
+    nothing is known, else its threads, the cores other processes kept busy on average and the
+    load averages, and, when those contended (:func:`helpers.runtime.contended`), that its
+    timings are slower than the machine is."""
+    if not machine:
+        return ""
+    parts = [machine.get("threads_chosen") or f"{machine.get('threads', '?')} threads"]
+    others = machine.get("cpu_others")
+    if others is not None:
+        parts.append(f"other processes kept {others:.1f} of {machine.get('cpu_cores', '?')} "
+                     "cores busy on average")  # fmt: skip
+    start, end = machine.get("load_average_start"), machine.get("load_average")
+    if start and end:
+        parts.append(f"load average {start[0]:.1f} at the start, {end[0]:.1f} at the end")
+    text = "; ".join(parts)
+    if machine.get("contended"):
+        text += (" — timed under contention: other processes used the cores this notebook ran "
+                 "on, so its wall time and timings are slower than this machine is")  # fmt: skip
+    return text
 
 
 @dataclass
@@ -241,7 +264,8 @@ def environment() -> dict[str, str]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu cores": str(os.cpu_count()),
-        "torch threads": os.environ.get("COURSE_NUM_THREADS", "") or str(torch.get_num_threads()),
+        "torch threads": os.environ.get("COURSE_NUM_THREADS", "")
+        or "chosen per notebook from the free cores (see each notebook)",
         "torch built for cuda": torch.version.cuda or "—",
     }
     if torch.cuda.is_available():
@@ -329,11 +353,21 @@ def write_report(report: RunReport) -> Path:
 def _write_page(report: RunReport, root: Path) -> Path:
     esc = html.escape
     total = sum(nb.seconds for nb in report.notebooks)
+    busy = "<span class='contended' title='timed under contention'> (contended)</span>"
     rows = "".join(
         f"<tr><td><a href='#{esc(nb.name)}'>{esc(nb.name)}</a></td><td>{esc(nb.title)}</td>"
-        f"<td class='{nb.status}'>{nb.status}</td><td>{nb.seconds:.1f} s</td>"
+        f"<td class='{nb.status}'>{nb.status}</td>"
+        f"<td>{nb.seconds:.1f} s{busy if nb.machine.get('contended') else ''}</td>"
         f"<td>{len(nb.results)}</td><td>{len(nb.figures)}</td></tr>"
         for nb in report.notebooks
+    )
+    contended = [nb.name for nb in report.notebooks if nb.machine.get("contended")]
+    contention = (
+        f"<p class='contended'>Timed under contention: {esc(', '.join(contended))}. Other "
+        "processes used the cores these notebooks ran on; their wall times and timings are "
+        "slower than this machine is.</p>"
+        if contended
+        else ""
     )
     sections = []
     for nb in report.notebooks:
@@ -348,11 +382,14 @@ def _write_page(report: RunReport, root: Path) -> Path:
             if report.run_id and nb.run_id != report.run_id
             else ""
         )
+        shared = contention_note(nb.machine)
+        cls = "machine contended" if nb.machine.get("contended") else "machine"
+        machine = f"<p class='{cls}'>{esc(shared)}</p>" if shared else ""
         sections.append(
             f"<section id='{esc(nb.name)}'><h2>{esc(nb.title or nb.name)}</h2>"
             f"<p><code>{esc(nb.name)}</code> · status <b class='{nb.status}'>{nb.status}</b>{other_run} · "
             f"wall time {nb.seconds:.1f} s · "
-            f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}"
+            f"<a href='{esc(nb.output)}'>executed notebook</a></p>{machine}{err}"
             f"{_results_table(nb.results, report.profile)}"
             f"<div class='figs'>{figs or '<p>no figures</p>'}</div></section>"
         )
@@ -370,7 +407,8 @@ def _write_page(report: RunReport, root: Path) -> Path:
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }}
 table {{ border-collapse: collapse; margin: .8em 0; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; text-align: left; }}
 caption {{ text-align: left; font-weight: bold; padding: .2em 0; }} td.num {{ font-variant-numeric: tabular-nums; }}
-.ok, .pass {{ color: #176c2b; }} .failed, .warn {{ color: #b00020; }} .na {{ color: #555; }}
+.ok, .pass {{ color: #176c2b; }} .failed, .warn, .contended {{ color: #b00020; }} .na {{ color: #555; }}
+p.machine {{ font-size: .9em; color: #444; }} p.machine.contended {{ color: #b00020; }}
 pre.error {{ background: #fee; padding: .5em; white-space: pre-wrap; }}
 .figs {{ display: flex; flex-wrap: wrap; gap: 1em; }} figure {{ margin: 0; max-width: 32em; }}
 img {{ max-width: 100%; border: 1px solid #eee; }} figcaption {{ font-size: .85em; color: #444; }}
@@ -380,6 +418,7 @@ section {{ border-top: 1px solid #ddd; margin-top: 2em; }}
 <p>profile <b>{esc(report.profile)}</b> · device <b>{esc(report.device)}</b> · started {esc(report.started)} ·
 total notebook time {total:.1f} s</p>
 <p class='note'>{esc(note)}</p>
+{contention}
 <table><tr><th>notebook</th><th>title</th><th>status</th><th>wall time</th><th>results</th><th>figures</th></tr>{rows}</table>
 {"".join(sections)}
 <section id='environment'><h2>Environment</h2><table class='environment'>{env_rows}</table></section>

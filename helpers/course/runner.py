@@ -37,6 +37,7 @@ from .. import results, runtime
 from .report import (
     NotebookResult,
     RunReport,
+    contention_note,
     environment,
     figure_caption,
     figure_map_captions,
@@ -156,6 +157,20 @@ def _own_results(produced: Path, run_id: str, figure_dir: Path) -> tuple[list, l
     return data.get("results", []), figures, ""
 
 
+def machine_of(produced: Path, run_id: str) -> dict:
+    """How a notebook's run shared the machine, from its results file's header (threads, cores,
+    load averages, other processes' CPU use, contention; :meth:`helpers.runtime.Run.machine`),
+    if this run wrote the file; else empty."""
+    try:
+        data = json.loads(produced.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("run_id") != run_id:
+        return {}
+    keys = ("threads", "cpu_cores", "load_average_start", "load_average", "cpu_others", "contended")
+    return {k: data[k] for k in keys if k in data}
+
+
 def execute(
     notebook: Path,
     output: Path,
@@ -166,10 +181,13 @@ def execute(
     kernel: str = "python3",
     progress: bool = False,
     run_id: str | None = None,
+    threads: int | None = None,
 ) -> tuple[float, str]:
     """Execute one notebook with papermill; returns ``(seconds, error message or "")``.
 
-    ``run_id`` (default: a fresh one) is passed to the kernel as ``COURSE_RUN_ID``.
+    ``run_id`` (default: a fresh one) is passed to the kernel as ``COURSE_RUN_ID``; ``threads``
+    (default: the kernel chooses, :func:`helpers.runtime.choose_threads`) as
+    ``COURSE_NUM_THREADS`` and ``OMP_NUM_THREADS``.
     """
     import papermill as pm
 
@@ -186,7 +204,9 @@ def execute(
     path = os.environ.get("PYTHONPATH", "")
     if checkout is not None:  # the kernel imports this checkout's helpers, whatever is installed
         path = str(checkout) + (os.pathsep + path if path else "")
+    fixed = {"COURSE_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)} if threads else {}
     with _environ(
+        **fixed,
         COURSE_PROFILE=profile,
         COURSE_BUILD_DIR=str(build),
         COURSE_STATIC_WIDGETS="1",
@@ -283,12 +303,15 @@ def run_notebooks(
     for nb in list_notebooks(only):
         target = nb if in_place else root / "notebooks" / nb.name
         produced = results.path_for(root / "results", nb.stem)
-        logger.info("executing %s (profile %s)", nb.name, name)
-        seconds, error = execute(
-            nb, target, profile=name, build=build, seed=seed, progress=progress, run_id=run_id
-        )
+        threads = runtime.choose_threads()  # from the cores free now (COURSE_NUM_THREADS fixes it)
+        logger.info("executing %s (profile %s) with %s", nb.name, name, threads.describe())
+        seconds, error = execute(nb, target, profile=name, build=build, seed=seed,
+                                 progress=progress, run_id=run_id, threads=threads.threads)  # fmt: skip
         # only what this run recorded: never an earlier or a concurrent run's numbers or figures
         recorded, figures, note = _own_results(produced, run_id, figure_dir)
+        machine = machine_of(produced, run_id) | {"threads_chosen": threads.describe()}
+        if machine.get("contended"):
+            logger.warning("%s: %s", nb.stem, contention_note(machine))
         if note and not error:
             logger.warning("%s: %s", nb.stem, note)
         figures = sorted(figures, key=lambda f: (order.get(f, len(order)), f))
@@ -305,6 +328,7 @@ def run_notebooks(
                 captions={f: figure_caption(figure_dir / f, mapped) for f in figures},
                 run_id=run_id,
                 started=started,
+                machine=machine,
             )
         )
     report = RunReport(
