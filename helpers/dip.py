@@ -467,7 +467,7 @@ def data_term(
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns. Images are ``(1, C, H, W)`` CPU tensors.
+    """What :func:`fit` returns. Images are ``(1, C, H, W)`` CPU tensors, each an independent copy.
 
     Attributes
     ----------
@@ -478,11 +478,21 @@ class FitResult:
     psnr, psnr_average : list of float
         PSNR of the raw and averaged outputs against ``clean`` per iteration (empty without it).
     best_iteration, best_psnr : int, float
-        Iteration (1-based) and PSNR of the best averaged output (``-1``, ``nan`` without ``clean``).
+        Iteration (1-based) and PSNR of the best averaged output (``-1``, ``nan`` without
+        ``clean``). Choosing it needs the clean image: an **oracle**, an upper bound on what the
+        method gives, never what a user gets.
     best : Tensor or None
         The best averaged output.
     snapshots : list of (int, Tensor)
-        ``(iteration, averaged output)`` every ``snapshot_every`` iterations.
+        ``(iteration, averaged output)`` at every ``snapshot_every``-th iteration and at the
+        iterations of ``snapshot_at``, in increasing order of iteration.
+    raw_snapshots : list of (int, Tensor)
+        ``(iteration, raw output)`` at the same iterations.
+    loss_target_iteration : int
+        First iteration (1-based) whose data term fell to ``loss_target`` (``-1``: never, or no
+        target given). A stopping rule that needs no clean image.
+    at_loss_target : Tensor or None
+        The averaged output at that iteration.
     seconds : float
         Wall time of the loop.
     """
@@ -496,7 +506,16 @@ class FitResult:
     best_psnr: float = math.nan
     best: torch.Tensor | None = None
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    raw_snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    loss_target_iteration: int = -1
+    at_loss_target: torch.Tensor | None = None
     seconds: float = 0.0
+
+
+def _copy_to_cpu(x: torch.Tensor) -> torch.Tensor:
+    """An independent CPU copy. ``x.cpu()`` returns ``x`` itself for a CPU tensor, so a tensor
+    that is later updated in place (the running average) would change every stored "copy"."""
+    return x.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
 
 
 def fit(
@@ -513,8 +532,11 @@ def fit(
     reg_noise_std: float = 0.0,
     ema: float = 0.99,
     snapshot_every: int = 0,
+    snapshot_at: Sequence[int] = (),
+    loss_target: float | None = None,
     generator: torch.Generator | None = None,
     device: str | torch.device | None = None,
+    channels_last: bool | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Fit ``net(z)`` to a degraded image with Adam: the Deep Image Prior loop.
@@ -537,15 +559,25 @@ def fit(
     factor : int, optional
         Super-resolution factor (Lanczos downsampler, :class:`helpers.degradations.LanczosDownsampler`).
     clean : Tensor ``(1, C, H, W)``, optional
-        Ground truth: PSNR of raw and averaged outputs is recorded every iteration.
+        Ground truth: PSNR of raw and averaged outputs is recorded every iteration (for
+        evaluation only; nothing in the loop uses it).
     iterations, lr, reg_noise_std, ema : int, float, float, float
         Number of Adam steps, learning rate, jitter of ``z``, decay of the output average.
     snapshot_every : int
-        Keep the averaged output every this many iterations (0: none).
+        Keep copies of the raw and averaged outputs every this many iterations (0: none).
+    snapshot_at : sequence of int
+        Also keep them at these iterations (1-based), e.g. log-spaced ones.
+    loss_target : float, optional
+        Note the first iteration whose data term falls to this value, and keep the averaged
+        output there (:attr:`FitResult.at_loss_target`): a stopping rule that needs no clean
+        image. For Gaussian noise of known σ the clean image itself has loss σ² in expectation.
     generator : torch.Generator, optional
         Seeds the jitter of ``z``.
     device : str or torch.device, optional
         Default: the device of the network's parameters.
+    channels_last : bool, optional
+        Convert the network and ``z`` to the channels-last memory format (same maths, faster
+        convolutions on CPU and CUDA; the network stays converted). Default: yes except on MPS.
     progress : bool
         Show a ``tqdm.auto`` progress bar.
 
@@ -556,17 +588,17 @@ def fit(
     Raises
     ------
     ValueError
-        For shapes that do not fit together, a mask unlike the image, or a factor that does not
-        divide the output size.
+        For shapes that do not fit together, a mask unlike the image, a factor that does not
+        divide the output size, or snapshot iterations outside ``1 … iterations``.
 
     Examples
     --------
     >>> from helpers.dip import SkipNet, make_input
     >>> net = SkipNet(8, 1, scales=2, channels=8, seed=0)
     >>> z = make_input(8, (16, 16), generator=torch.Generator().manual_seed(0))
-    >>> res = fit(net, z, torch.rand(1, 1, 16, 16), iterations=5, progress=False)
-    >>> len(res.loss)
-    5
+    >>> res = fit(net, z, torch.rand(1, 1, 16, 16), iterations=5, snapshot_at=[1, 5], progress=False)
+    >>> len(res.loss), [it for it, _ in res.snapshots]
+    (5, [1, 5])
     """
     if not isinstance(z, torch.Tensor) or z.ndim != 4 or z.shape[0] != 1:
         raise ValueError(
@@ -574,6 +606,14 @@ def fit(
         )
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    keep = sorted({int(i) for i in snapshot_at})
+    if keep and (keep[0] < 1 or keep[-1] > iterations):
+        raise ValueError(
+            f"snapshot_at must lie in 1 … {iterations} (the iterations), got {list(snapshot_at)}"
+        )
+    if snapshot_every:
+        keep = sorted(set(keep) | set(range(snapshot_every, iterations + 1, snapshot_every)))
+    keep_set = set(keep)
     if device is None:
         device = next(net.parameters()).device
     device = torch.device(device)
@@ -584,8 +624,11 @@ def fit(
             f"clean image is {tuple(clean.shape)}, expected the output shape {out_shape}"
         )
 
-    net = net.to(device).train()
-    z, target = z.to(device), target.to(device)
+    if channels_last is None:
+        channels_last = device.type != "mps"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(device, memory_format=fmt).train()
+    z, target = z.to(device, memory_format=fmt), target.to(device)
     mask = mask.to(device) if mask is not None else None
     clean = clean.to(device) if clean is not None else None
     down = (
@@ -601,10 +644,12 @@ def fit(
     gen = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = torch.full((iterations, 3), math.nan, device=device)  # loss, psnr, psnr of average
-    avg = best = None
+    avg = best = at_target = None
     best_value = torch.tensor(-math.inf, device=device)
     best_step = torch.tensor(0, device=device)
+    target_step = torch.tensor(-1, device=device)
     snapshots: list[tuple[int, torch.Tensor]] = []
+    raw_snapshots: list[tuple[int, torch.Tensor]] = []
     bar = tqdm(range(iterations), disable=not progress, desc=f"DIP {task}", leave=False)
     start = time.perf_counter()
     for i in bar:
@@ -618,6 +663,7 @@ def fit(
         optimizer.step()
         with torch.no_grad():
             x = x.detach()
+            # the average is updated in place below: whatever is kept of it must be a copy
             avg = x.clone() if avg is None else avg.mul_(ema).add_(x, alpha=1 - ema)
             history[i, 0] = loss.detach()
             if clean is not None:
@@ -628,17 +674,23 @@ def fit(
                 best_value = torch.where(better, p, best_value)
                 best_step = torch.where(better, torch.tensor(i + 1, device=device), best_step)
                 best = avg.clone() if best is None else torch.where(better, avg, best)
-        if snapshot_every and (i + 1) % snapshot_every == 0:
-            snapshots.append((i + 1, avg.detach().cpu()))
+            if loss_target is not None:  # first time the data term reaches the target (no sync)
+                hit = (loss.detach() <= loss_target) & (target_step < 0)
+                target_step = torch.where(hit, torch.tensor(i + 1, device=device), target_step)
+                at_target = avg.clone() if at_target is None else torch.where(hit, avg, at_target)
+        if i + 1 in keep_set:
+            snapshots.append((i + 1, _copy_to_cpu(avg)))
+            raw_snapshots.append((i + 1, _copy_to_cpu(x)))
         if progress and (i % 50 == 0 or i == iterations - 1):
             bar.set_postfix(loss=f"{loss.item():.2e}")
     seconds = time.perf_counter() - start
     hist = history.cpu()
     result = FitResult(
-        output=x.cpu(),
-        average=avg.cpu(),
+        output=_copy_to_cpu(x),
+        average=_copy_to_cpu(avg),
         loss=hist[:, 0].tolist(),
         snapshots=snapshots,
+        raw_snapshots=raw_snapshots,
         seconds=seconds,
     )
     if clean is not None:
@@ -646,7 +698,10 @@ def fit(
         result.best_iteration, result.best_psnr, result.best = (
             int(best_step),
             float(best_value),
-            best.cpu(),
+            _copy_to_cpu(best),
         )
+    if loss_target is not None and int(target_step) > 0:
+        result.loss_target_iteration = int(target_step)
+        result.at_loss_target = _copy_to_cpu(at_target)
     logger.info("DIP %s: %d iterations in %.1f s", task, iterations, seconds)
     return result
