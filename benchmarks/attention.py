@@ -1,7 +1,8 @@
-"""Benchmark: dense (explicit) vs fused SDPA vs dilated attention across the number of tokens.
+"""Benchmark: dense (explicit) vs fused SDPA vs three dilated-attention settings across N.
 
-Prints the median time of each method for each N, the ratios against dense attention measured
-in the same run, and the fitted log–log exponent of each method.
+Prints, for each method and N, the fastest repeat and the quartiles of all repeats, the ratio to
+dense attention measured in the same run, and the fitted log–log exponent of each method with a
+bootstrap interval over the repeats; warns when the machine was too busy to conclude.
 
     python benchmarks/attention.py            # N = 2048 … 8192 (about a minute on 2 CPU cores)
     python benchmarks/attention.py --quick    # N = 256 … 1024 (seconds)
@@ -40,22 +41,28 @@ def main() -> None:
     device = runtime.detect_device(args.device)
     print(
         f"device={device} threads={torch.get_num_threads()} heads={cfg.heads} d={cfg.head_dim} "
-        f"segments={cfg.segment_lengths} rates={cfg.dilation_rates} best of {cfg.repeats}"
+        f"local segments={cfg.segment_lengths} rates={cfg.dilation_rates}, {cfg.repeats} repeats"
     )
     res = attention_cost.measure(
-        cfg, generator=torch.Generator().manual_seed(0), device=device, progress=False
+        cfg, generator=torch.Generator().manual_seed(0), device=device, memory=False, progress=False
     )
-    dense = res["dense"]["seconds"]
+    dense = res["dense"].seconds
     print(
-        f"{'N':>7} {'dense ms':>10} {'sdpa ms':>10} {'dilated ms':>11} {'dense/sdpa':>11} {'dense/dilated':>14}"
+        f"{'method':>17} {'N':>6} {'min ms':>9} {'q1 ms':>9} {'median':>9} {'q3 ms':>9} {'dense/method':>13}"
     )
-    for i, n in enumerate(cfg.token_counts):
-        s, dl = res["sdpa"]["seconds"][i], res["dilated"]["seconds"][i]
-        print(
-            f"{n:>7} {1e3 * dense[i]:>10.2f} {1e3 * s:>10.2f} {1e3 * dl:>11.2f} {dense[i] / s:>11.2f} {dense[i] / dl:>14.2f}"
-        )
-    for name, d in res.items():
-        print(f"exponent {name:>8}: {attention_cost.fit_exponent(d['n'], d['seconds']):.2f}")
+    for name, t in res.items():
+        for i, n in enumerate(t.n):
+            q1, med, q3 = 1e3 * t.quartiles()[i]
+            print(
+                f"{name:>17} {n:>6} {1e3 * t.seconds[i]:>9.2f} {q1:>9.2f} {med:>9.2f} {q3:>9.2f} "
+                f"{dense[i] / t.seconds[i]:>13.2f}"
+            )
+    fits = {m: attention_cost.fit_exponent_interval(t.n, t.times) for m, t in res.items()}
+    for name, f in fits.items():
+        print(f"exponent {name:>17}: {f.slope:.2f} [{f.interval[0]:.2f}, {f.interval[1]:.2f}]")
+    warning = attention_cost.timing_warning(res, fits)
+    if warning:
+        print(warning)
 
 
 if __name__ == "__main__":
