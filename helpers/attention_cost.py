@@ -33,8 +33,11 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,6 +210,21 @@ def best_time(
     return float(time_repeats(fn, repeats=repeats, warmup=warmup, device=device).min())
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to the null device for a moment: the profiler's native library
+    logs its start and stop there (not through Python), which would clutter notebook outputs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_cpu_bytes(fn: Callable[[], object]) -> int:
     """Peak bytes allocated on the CPU while ``fn()`` runs, from ``torch.profiler``'s allocation
     events (allocations by each operator minus frees, accumulated in time order); the inputs,
@@ -214,7 +232,10 @@ def peak_cpu_bytes(fn: Callable[[], object]) -> int:
     frees before returning is not seen."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        _native_stderr_silenced(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         fn()
     current = peak = 0
     for event in sorted(prof.events(), key=lambda e: e.time_range.start):
