@@ -115,3 +115,16 @@ def test_grid_index_collides_when_tiles_overlap():
     by_tile = {tuple(i) for i in tiling.grid_index(coords, 32).tolist()}
     by_stride = {tuple(i) for i in tiling.grid_index(coords, 16).tolist()}
     assert len(by_tile) == 4 and len(by_stride) == 9
+
+
+@pytest.mark.parametrize("profile", ["smoke", "laptop", "gpu"])
+def test_notebook_02_budgets_fit_its_tiling_and_compare_enough_seeds(profile):
+    from helpers.course import experiments
+
+    exp = experiments.ViTExperiment.preset(profile)
+    # the notebook's geometry: 8-px superpixels, 32-px tiles, 128-px regions
+    assert all(s % 8 == 0 and 0 <= s < 128 for s in exp.shifts)
+    if profile != "smoke":
+        assert exp.ablation_seeds >= 5  # training runs compared over at least five seeds
+    with pytest.raises(ValueError, match="shifts"):
+        experiments.ViTExperiment(shifts=())
