@@ -158,14 +158,16 @@ def _branch(
         return t.gather(3, index)  # (B, H, S, m, d)
 
     qs, ks, vs = select(q), select(k), select(v)
-    scores = qs @ ks.transpose(-2, -1) / math.sqrt(d)  # (B, H, S, m, m)
+    scores = (qs / math.sqrt(d)) @ ks.transpose(-2, -1)  # (B, H, S, m, m)
     pos = torch.arange(s, device=q.device)[:, None] * w + keep[:, None, :]  # (H, S, m)
     padded = (keep[:, None, :] >= w) | (pos >= n)  # (H, S, m): keys that are padding
     if bool(padded.any()):
-        scores = scores.masked_fill(padded[None, :, :, None, :], float("-inf"))
+        # the lowest finite value, not -inf: a row of padding only (a query that is padding
+        # itself, discarded below) then stays finite, and real keys still outweigh it exactly
+        low = torch.finfo(scores.dtype).min
+        scores = scores.masked_fill(padded[None, :, :, None, :], low)
     lse = scores.logsumexp(dim=-1)  # (B, H, S, m): log of the softmax normaliser
-    finite = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))  # all-padding rows
-    out = (scores - finite[..., None]).exp() @ vs  # (B, H, S, m, d)
+    out = scores.softmax(dim=-1) @ vs  # (B, H, S, m, d)
     full = q.new_zeros(b, h, s, wp, d).scatter(3, index, out)[:, :, :, :w]
     full_lse = q.new_full((b, h, s, wp), float("-inf")).scatter(3, index[..., 0], lse)
     full_lse = full_lse[..., :w]

@@ -167,7 +167,7 @@ class DIPConfig(Presets):
                 iters_fig2=300,
                 iters_denoise=1500,
                 iters_sr=600,
-                iters_inpaint=1500,
+                iters_inpaint=1800,
                 iters_inpaint_text=600,
                 fig2_size=64,
                 snapshot_every=50,
