@@ -76,7 +76,7 @@ def tile_coords(height: int, width: int, tile_size: int, stride: int | None = No
     """
     stride = tile_size if stride is None else stride
     for name, value in (("tile_size", tile_size), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if tile_size > min(height, width):
         raise ValueError(f"tile size {tile_size} is larger than the image ({height}×{width})")
@@ -100,6 +100,8 @@ def grid_index(coords: torch.Tensor, tile_size: int) -> torch.Tensor:
     >>> grid_index(torch.tensor([0, 16, 32, 48]), 16).tolist()
     [0, 1, 2, 3]
     """
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
     return torch.div(coords, tile_size, rounding_mode="floor")
 
 
@@ -182,7 +184,11 @@ def principal_components(
     >>> [round(float(e), 2) for e in explained]
     [0.58, 0.42]
     """
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
     x = embeddings.reshape(-1, embeddings.shape[-1]).double()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("embeddings hold NaN or Inf values")
     if x.shape[0] < n_components or x.shape[1] < n_components:
         raise ValueError(
             f"need at least {n_components} embeddings of width ≥ {n_components}, got {tuple(x.shape)}"

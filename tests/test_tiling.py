@@ -128,3 +128,12 @@ def test_notebook_02_budgets_fit_its_tiling_and_compare_enough_seeds(profile):
         assert exp.ablation_seeds >= 5  # training runs compared over at least five seeds
     with pytest.raises(ValueError, match="shifts"):
         experiments.ViTExperiment(shifts=())
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="tile_size must be a positive int"):
+        tiling.grid_index(torch.tensor([[0, 8]]), 0)
+    with pytest.raises(ValueError, match="n_components must be a positive int"):
+        tiling.pca_colors(torch.rand(4, 4, 8), n_components=0)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        tiling.tile_coords(16, 16, 4, 0)
