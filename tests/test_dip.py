@@ -407,6 +407,45 @@ def test_best_and_stopping_rule_outputs_are_copies(camera32):
     assert never.loss_target_iteration == -1 and never.at_loss_target is None
 
 
+def test_stop_below_and_the_loss_target_agree_and_snapshots_stop_with_the_loop(camera32):
+    """``loss_target`` records where the data term first reaches a level, ``stop_below`` stops
+    there: the same iteration, the same averaged output, and no snapshot after the stop."""
+    noisy = degradations.add_noise(camera32, 25 / 255, generator=gen(0))
+    sigma2 = (25 / 255) ** 2
+    runs = {}
+    for stop in (None, sigma2):
+        net, z, cfg = _smoke_net(1)
+        runs[stop] = dip.fit(
+            net,
+            z,
+            noisy,
+            clean=camera32,
+            iterations=200,
+            loss_target=sigma2,
+            stop_below=stop,
+            snapshot_at=(1, 10, 199),
+            reg_noise_std=cfg.reg_noise_denoise,
+            generator=gen(2),
+            progress=False,
+        )
+    full, stopped = runs[None], runs[sigma2]
+    assert full.stopped_at == -1 and len(full.loss) == 200
+    hit = full.loss_target_iteration
+    assert 10 < hit < 199  # the test's premise: the level is reached inside the run
+    assert stopped.stopped_at == stopped.loss_target_iteration == hit
+    assert len(stopped.loss) == len(stopped.psnr_average) == hit
+    np.testing.assert_allclose(stopped.loss, full.loss[:hit], rtol=1e-5)
+    torch.testing.assert_close(stopped.average, full.at_loss_target, atol=1e-5, rtol=1e-5)
+    assert [it for it, _ in stopped.snapshots] == [1, 10]
+    assert [it for it, _ in stopped.raw_snapshots] == [1, 10]
+
+
+def test_channels_last_option_is_a_bool_or_none(camera32):
+    net, z, _ = _smoke_net(1)
+    with pytest.raises(TypeError, match="channels_last must be a bool or None"):
+        dip.fit(net, z, camera32, iterations=1, channels_last="yes", progress=False)
+
+
 def test_channels_last_gives_the_same_fit(camera32):
     out = []
     for cl in (False, True):
@@ -492,6 +531,9 @@ def test_super_resolution_by_three_runs():
         ({"reg_noise_std": -0.1}, "reg_noise_std must be ≥ 0"),
         ({"snapshot_every": -1}, "snapshot_every must be an int ≥ 0"),
         ({"iterations": 0}, "iterations must be a positive int"),
+        ({"loss_target": -0.1}, "loss_target must be ≥ 0"),
+        ({"stop_below": float("nan")}, "stop_below must be"),
+        ({"snapshot_at": (0, 1)}, r"snapshot_at must lie in 1 … 2"),
     ],
 )
 def test_fit_options_are_checked(option, message):

@@ -17,6 +17,10 @@ from helpers.course import runner
 TIMING_WORDS = {"s", "sec", "secs", "second", "seconds", "ms", "time", "times", "timing", "timings",
                 "slope", "slopes", "exponent", "exponents", "elapsed", "speed", "speedup", "duration",
                 "faster", "slower", "wall"}  # fmt: skip
+# functions whose result is a clock reading; other called functions are judged by their result's
+# name, not their own (``time_map_by_hand(...)`` computes a diffusion time, not a measured one)
+CLOCK_CALLS = {"time", "perf_counter", "perf_counter_ns", "process_time", "monotonic", "timeit",
+               "repeat", "elapsed_time"}  # fmt: skip
 
 
 def _is_timing(word: str) -> bool:
@@ -34,6 +38,7 @@ def _assertions(source: str) -> list[ast.Assert]:
 
 def _timing_names(node: ast.AST) -> list[str]:
     names = []
+    callees = {id(sub.func) for sub in ast.walk(node.test) if isinstance(sub, ast.Call)}
     for sub in ast.walk(node.test):
         word = (
             sub.id
@@ -44,15 +49,30 @@ def _timing_names(node: ast.AST) -> list[str]:
         )
         if word is None and isinstance(sub, ast.Constant) and isinstance(sub.value, str):
             word = sub.value
-        if word and _is_timing(word):
+        if id(sub) in callees and word not in CLOCK_CALLS:
+            continue
+        if word and (_is_timing(word) or word in CLOCK_CALLS):
             names.append(word)
     return names
 
 
 def test_the_check_finds_a_timing_assertion():
-    bad = "slopes = fit()\nassert slopes['dense'] <= 2.3\nassert t['seconds'] < 5"
-    good = "assert acc >= 0.9\nassert torch.allclose(a, b)\nassert timesteps[0] == 999 and terms"
-    assert [_timing_names(a) for a in _assertions(bad)] == [["slopes"], ["seconds"]]
+    bad = (
+        "slopes = fit()\nassert slopes['dense'] <= 2.3\nassert t['seconds'] < 5\n"
+        "assert time.perf_counter() - t0 < 5\nassert measure_time(f).elapsed < 1\n"
+        "assert perf_counter() < deadline"
+    )
+    good = (
+        "assert acc >= 0.9\nassert torch.allclose(a, b)\nassert timesteps[0] == 999 and terms\n"
+        "assert torch.allclose(time_map_by_hand(x, schedule), t_star)"
+    )
+    assert [_timing_names(a) for a in _assertions(bad)] == [
+        ["slopes"],
+        ["seconds"],
+        ["perf_counter", "time"],
+        ["elapsed"],
+        ["perf_counter"],
+    ]
     assert all(not _timing_names(a) for a in _assertions(good))
 
 
