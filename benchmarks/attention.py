@@ -1,10 +1,10 @@
-"""Benchmark: dense (explicit) vs fused SDPA vs dilated attention across the number of tokens.
+"""Benchmark: dense (explicit) vs fused SDPA vs three dilated-attention settings across N.
 
 For each N the methods run in alternation, the order rotating, 4 samples each at least
 (``helpers.benchmark.interleaved``: samples taken while other processes used the CPU are dropped,
 or flagged when all were). Prints min and median time of each method, the ratios against dense
 attention (of the min times), how many samples were contended, the load, and the fitted log–log
-exponent of each method.
+exponent of each method (from the min times) with a bootstrap interval over all repeats.
 
     python benchmarks/attention.py            # N = 2048 … 8192 (about a minute on 2 CPU cores)
     python benchmarks/attention.py --quick    # N = 256 … 1024 (seconds)
@@ -51,6 +51,7 @@ def main() -> None:
     )
     generator = torch.Generator().manual_seed(0)
     seconds: dict[str, list[float]] = {m: [] for m in cfg.methods}
+    every: dict[str, list[list[float]]] = {m: [] for m in cfg.methods}  # all repeats, per N
     print(
         f"{'N':>7} "
         + " ".join(f"{m + ' ms (min/med)':>22}" for m in cfg.methods)
@@ -68,6 +69,7 @@ def main() -> None:
             c = benchmark.interleaved(fns, repeats=repeats, warmup=cfg.warmup, device=device)
         for m in cfg.methods:
             seconds[m].append(c.min(m))
+            every[m].append([s.seconds for s in c.samples[m]])
         cells = " ".join(
             f"{1e3 * c.min(m):>10.2f} /{1e3 * c.median(m):>10.2f}" for m in cfg.methods
         )
@@ -79,10 +81,13 @@ def main() -> None:
         print(f"{n:>7} {cells} {ratios}  {bad}/{total}")
     print(f"load: {c.load()} (last N)")
     for name in cfg.methods:
-        exponent = attention_cost.fit_exponent(
-            np.asarray(cfg.token_counts), np.asarray(seconds[name])
+        fit = attention_cost.fit_exponent_interval(
+            np.asarray(cfg.token_counts), np.asarray(every[name])
         )
-        print(f"exponent {name:>8}: {exponent:.2f} (from min times)")
+        print(
+            f"exponent {name:>8}: {fit.slope:.2f} [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}] "
+            "(min times; bootstrap over the repeats)"
+        )
 
 
 if __name__ == "__main__":

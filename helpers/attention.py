@@ -25,8 +25,10 @@ True
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -105,18 +107,39 @@ def score_bytes(
 def check_branches(
     segment_lengths: Sequence[int], dilation_rates: Sequence[int]
 ) -> list[tuple[int, int]]:
+    """The ``(w, r)`` pairs of dilated attention, validated: one positive int rate per positive
+    int segment length. A segment length need not be a multiple of its rate (the segment is
+    padded, as in Prov-GigaPath's code)."""
     ws, rs = list(segment_lengths), list(dilation_rates)
     if not ws or len(ws) != len(rs):
         raise ValueError(
             f"need one dilation rate per segment length, got {len(ws)} segment lengths "
             f"{ws} and {len(rs)} dilation rates {rs}"
         )
+    out = []
     for w, r in zip(ws, rs, strict=True):
-        if not (isinstance(w, int) and isinstance(r, int)) or w < 1 or r < 1:
+        if isinstance(w, bool) or isinstance(r, bool):
             raise ValueError(f"segment length and rate must be positive ints, got w={w!r}, r={r!r}")
-        if w % r:
-            raise ValueError(f"segment length {w} is not divisible by its dilation rate {r}")
-    return list(zip(ws, rs, strict=True))
+        try:
+            wi, ri = operator.index(w), operator.index(r)  # ints, NumPy ints
+        except TypeError:
+            raise ValueError(
+                f"segment length and rate must be positive ints, got w={w!r}, r={r!r}"
+            ) from None
+        if wi < 1 or ri < 1:
+            raise ValueError(f"segment length and rate must be positive ints, got w={w!r}, r={r!r}")
+        out.append((wi, ri))
+    return out
+
+
+def _layout(n: int, w: int, r: int) -> tuple[int, int, int, int]:
+    """``(w, segments, padded segment length, tokens kept per segment)`` of one branch on ``n``
+    tokens: a segment never exceeds the sequence, the last one may be partial (padded), and each
+    is padded to a multiple of its rate."""
+    w = min(w, n)
+    s = math.ceil(n / w)
+    wp = math.ceil(w / r) * r
+    return w, s, wp, wp // r
 
 
 def _branch(
@@ -124,33 +147,38 @@ def _branch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One ``(w, r)`` branch: output ``(B, H, N, d)`` and log-normaliser ``(B, H, N)``.
 
-    Tokens a head does not select get output 0 and log-normaliser ``-inf``.
+    Tokens a head does not select get output 0 and log-normaliser ``-inf``. Padding (of the last
+    segment to ``w``, of every segment to a multiple of ``r``) is masked: it never gets weight.
     """
     b, h, n, d = q.shape
-    w = min(w, math.ceil(n / r) * r)  # a segment never needs to be longer than the sequence
-    n_pad = math.ceil(n / w) * w
-    pad = n_pad - n
-    if pad:
-        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    s, m = n_pad // w, w // r  # segments, tokens kept per segment
-    # head j keeps positions j mod r, j mod r + r, ... of each segment (LongNet's head offsets)
-    offsets = torch.arange(h, device=q.device) % r
-    keep = offsets[:, None] + r * torch.arange(m, device=q.device)[None]  # (H, m)
-    index = keep[None, :, None, :, None].expand(b, h, s, m, d)
+    w, s, wp, m = _layout(n, w, r)
+    if s * w > n:
+        q, k, v = (F.pad(t, (0, 0, 0, s * w - n)) for t in (q, k, v))
+    # head j keeps local positions j mod r, j mod r + r, ... of each segment (LongNet's offsets)
+    keep = (torch.arange(h, device=q.device) % r)[:, None] + r * torch.arange(m, device=q.device)
+    index = keep[None, :, None, :, None].expand(b, h, s, m, d)  # keep: (H, m) in [0, wp)
 
     def select(t: torch.Tensor) -> torch.Tensor:
-        return t.reshape(b, h, s, w, d).gather(3, index)  # (B, H, S, m, d)
+        t = t.reshape(b, h, s, w, d)  # (B, H, S, w, d)
+        if wp > w:
+            t = F.pad(t, (0, 0, 0, wp - w))  # (B, H, S, wp, d)
+        return t.gather(3, index)  # (B, H, S, m, d)
 
     qs, ks, vs = select(q), select(k), select(v)
-    scores = qs @ ks.transpose(-2, -1) / math.sqrt(d)  # (B, H, S, m, m)
-    if pad:  # padded keys never receive weight
-        pos = torch.arange(s, device=q.device)[:, None] * w + keep[:, None, :]  # (H, S, m)
-        scores = scores.masked_fill((pos >= n)[None, :, :, None, :], float("-inf"))
+    scores = (qs / math.sqrt(d)) @ ks.transpose(-2, -1)  # (B, H, S, m, m)
+    pos = torch.arange(s, device=q.device)[:, None] * w + keep[:, None, :]  # (H, S, m)
+    padded = (keep[:, None, :] >= w) | (pos >= n)  # (H, S, m): keys that are padding
+    if bool(padded.any()):
+        # the lowest finite value, not -inf: a row of padding only (a query that is padding
+        # itself, discarded below) then stays finite, and real keys still outweigh it exactly
+        low = torch.finfo(scores.dtype).min
+        scores = scores.masked_fill(padded[None, :, :, None, :], low)
     lse = scores.logsumexp(dim=-1)  # (B, H, S, m): log of the softmax normaliser
-    out = (scores - lse[..., None]).exp() @ vs  # (B, H, S, m, d)
-    full = q.new_zeros(b, h, s, w, d).scatter(3, index, out)
-    full_lse = q.new_full((b, h, s, w), float("-inf")).scatter(3, index[..., 0], lse)
-    return full.reshape(b, h, n_pad, d)[:, :, :n], full_lse.reshape(b, h, n_pad)[:, :, :n]
+    out = scores.softmax(dim=-1) @ vs  # (B, H, S, m, d)
+    full = q.new_zeros(b, h, s, wp, d).scatter(3, index, out)[:, :, :, :w]
+    full_lse = q.new_full((b, h, s, wp), float("-inf")).scatter(3, index[..., 0], lse)
+    full_lse = full_lse[..., :w]
+    return full.reshape(b, h, s * w, d)[:, :, :n], full_lse.reshape(b, h, s * w)[:, :, :n]
 
 
 def dilated_attention(
@@ -172,8 +200,10 @@ def dilated_attention(
     q, k, v : Tensor ``(B, H, N, d)``
         Queries, keys, values.
     segment_lengths : sequence of int
-        ``w`` of each branch (each divisible by its rate); segments longer than the sequence are
-        shortened to it, and a last, partial segment is padded and masked.
+        ``w`` of each branch. Segments longer than the sequence are shortened to it; a last,
+        partial segment is padded; a segment that its rate does not divide is padded to the next
+        multiple of the rate (as Prov-GigaPath's code does). Padding is masked: it never gets
+        weight.
     dilation_rates : sequence of int
         ``r`` of each branch.
 
@@ -187,12 +217,15 @@ def dilated_attention(
     ----------
     Ding, J. et al. "LongNet: Scaling Transformers to 1,000,000,000 Tokens." arXiv 2023, Sec. 2.
     Xu, H. et al. "A whole-slide foundation model for digital pathology from real-world data."
-    Nature 630, 181–188 (2024): slide encoder with rates [1, 2, 4, 8, 16].
+    Nature 630, 181–188 (2024): slide encoder with rates [1, 2, 4, 8, 16] (code:
+    prov-gigapath/prov-gigapath, ``custom_dilated_attention.py``).
 
     Examples
     --------
     >>> q = torch.randn(1, 4, 64, 8)
     >>> tuple(dilated_attention(q, q, q, [16, 32, 64], [1, 2, 4]).shape)
+    (1, 4, 64, 8)
+    >>> tuple(dilated_attention(q, q, q, [37], [8]).shape)  # 37 is padded to 40
     (1, 4, 64, 8)
     """
     _check_qkv(q, k, v)
@@ -211,6 +244,29 @@ def dilated_attention(
     return (mix[..., None] * torch.stack(outs)).sum(dim=0)
 
 
+def dilated_score_count(
+    n_tokens: int, segment_lengths: Sequence[int], dilation_rates: Sequence[int]
+) -> int:
+    """Query–key pairs one head scores in dilated attention: ``Σ (N/w)·(w/r)²`` over branches,
+    with the padding of :func:`dilated_attention` (dense attention scores ``N²``).
+
+    Examples
+    --------
+    >>> dilated_score_count(4096, [1024], [1]), 4 * 1024**2
+    (4194304, 4194304)
+    """
+    branches = check_branches(segment_lengths, dilation_rates)
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
+        raise ValueError(f"n_tokens must be an int ≥ 0, got {n_tokens!r}")
+    total = 0
+    if n_tokens == 0:
+        return 0
+    for w, r in branches:
+        _, s, _, m = _layout(n_tokens, w, r)
+        total += s * m * m
+    return total
+
+
 def dilated_score_bytes(
     n_tokens: int,
     segment_lengths: Sequence[int],
@@ -225,14 +281,124 @@ def dilated_score_bytes(
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    total = 0
+    return batch * heads * dilated_score_count(n_tokens, segment_lengths, dilation_rates) * itemsize
+
+
+def longnet_branches(
+    n_tokens: int, *, first_segment: int = 1024, ratio: int = 2
+) -> list[tuple[int, int]]:
+    """LongNet's geometric branches up to the whole sequence: ``w = w₀·αⁱ`` and ``r = αⁱ``
+    (the same ratio, so every branch keeps ``w₀`` tokens per segment) until ``w ≥ N``.
+
+    The cost per head, ``Σ N·w/r² = N·w₀·Σ α⁻ⁱ < N·w₀·α/(α − 1)``, stays linear in ``N``, and the
+    last branch spans the whole sequence.
+
+    Examples
+    --------
+    >>> longnet_branches(8192)
+    [(1024, 1), (2048, 2), (4096, 4), (8192, 8)]
+    >>> longnet_branches(3000)
+    [(1024, 1), (2048, 2), (4096, 4)]
+    """
+    if n_tokens < 1 or first_segment < 1 or ratio < 2:
+        raise ValueError(
+            f"need n_tokens ≥ 1, first_segment ≥ 1 and ratio ≥ 2, got {n_tokens}, "
+            f"{first_segment}, {ratio}"
+        )
+    branches = [(first_segment, 1)]
+    while branches[-1][0] < n_tokens:
+        w, r = branches[-1]
+        branches.append((w * ratio, r * ratio))
+    return branches
+
+
+def gigapath_branches(
+    max_tokens: int, *, first_segment: int = 1024, rates: Sequence[int] = (1, 2, 4, 8, 16)
+) -> list[tuple[int, int]]:
+    """Prov-GigaPath's slide-encoder branches: segment lengths log-spaced from 1024 to the
+    longest sequence (``2**linspace(log2 1024, int(log2 max_tokens), 5)``, truncated to ints),
+    dilation rates 1, 2, 4, 8, 16.
+
+    With the default 262,144-pixel slide side and 256-pixel tiles, ``max_tokens = 1024² =
+    1,048,576`` and the segments are 1024, 5792, 32768, 185363 and 1048576 (185363 is not a
+    multiple of 8: the code pads it).
+
+    References
+    ----------
+    prov-gigapath/prov-gigapath, ``gigapath/slide_encoder.py`` (``get_optimal_segment_length``)
+    and ``torchscale/model/LongNet.py`` (``dilated_ratio='[1, 2, 4, 8, 16]'``).
+
+    Examples
+    --------
+    >>> gigapath_branches(1024**2)
+    [(1024, 1), (5792, 2), (32768, 4), (185363, 8), (1048576, 16)]
+    """
+    if max_tokens < first_segment:
+        raise ValueError(f"max_tokens {max_tokens} is below the first segment {first_segment}")
+    exponents = np.linspace(math.log2(first_segment), int(math.log2(max_tokens)), len(rates))
+    segments = np.power(2, exponents).astype(int).tolist()
+    return check_branches(segments, list(rates))
+
+
+def dilated_reach(
+    n_tokens: int,
+    segment_lengths: Sequence[int],
+    dilation_rates: Sequence[int],
+    *,
+    heads: int,
+    query: int,
+    layers: int = 1,
+) -> np.ndarray:
+    """Which tokens can influence ``query`` after ``layers`` layers of dilated attention.
+
+    One layer: the query itself (the residual connection) and every key it attends to in some
+    branch through some head (a head keeps the tokens at offset ``head mod r`` of each segment).
+    More layers compose: the tokens reached by the tokens reached. Exact, from the pattern of
+    :func:`dilated_attention` (a test checks it against the gradients of its output).
+
+    Parameters
+    ----------
+    n_tokens : int
+    segment_lengths, dilation_rates : sequence of int
+    heads : int
+        Number of heads (offsets ``0 … heads−1`` modulo each rate).
+    query : int
+        Position of the query token.
+    layers : int
+        Layers of dilated attention stacked.
+
+    Returns
+    -------
+    ndarray ``(n_tokens,)`` of bool
+
+    Examples
+    --------
+    >>> int(dilated_reach(64, [16], [1], heads=1, query=20).sum())  # its segment of 16
+    16
+    >>> int(dilated_reach(64, [16, 64], [1, 4], heads=4, query=20, layers=2).sum())
+    64
+    """
     branches = check_branches(segment_lengths, dilation_rates)
-    if n_tokens == 0:
-        return 0
-    for w, r in branches:
-        w = min(w, math.ceil(n_tokens / r) * r)
-        total += math.ceil(n_tokens / w) * (w // r) ** 2
-    return batch * heads * total * itemsize
+    if not 0 <= query < n_tokens or heads < 1 or layers < 1:
+        raise ValueError(
+            f"need 0 ≤ query < n_tokens, heads ≥ 1, layers ≥ 1; got query={query}, "
+            f"n_tokens={n_tokens}, heads={heads}, layers={layers}"
+        )
+    pos = np.arange(n_tokens)
+    reached = np.zeros(n_tokens, dtype=bool)
+    reached[query] = True
+    for _ in range(layers):
+        grown = reached.copy()
+        for w, r in branches:
+            w, s, _, _ = _layout(n_tokens, w, r)
+            segment, residue = pos // w, (pos % w) % r
+            for offset in sorted({h % r for h in range(heads)}):
+                kept = residue == offset  # tokens this head keeps in this branch
+                touched = np.zeros(s, dtype=bool)
+                touched[segment[reached & kept]] = True  # segments holding a reached token
+                grown |= kept & touched[segment]
+        reached = grown
+    return reached
 
 
 class MultiHeadSelfAttention(nn.Module):

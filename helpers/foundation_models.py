@@ -44,6 +44,11 @@ class FoundationModel:
         Licence and access conditions, and what to do.
     timm_kwargs : tuple of (str, str)
         Extra ``timm.create_model`` arguments the model card asks for (as text).
+    parameters : str
+        Number of parameters, with where the number comes from.
+    backbones : tuple of (str, tuple of (str, str))
+        The timm architectures (name, extra arguments as text) whose sizes :attr:`parameters`
+        quotes; :func:`count_parameters` builds them without weights and counts.
     """
 
     name: str
@@ -55,6 +60,8 @@ class FoundationModel:
     loader: str
     access: str
     timm_kwargs: tuple[tuple[str, str], ...] = ()
+    parameters: str = ""
+    backbones: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def create_kwargs(self) -> dict[str, Any]:
         """:attr:`timm_kwargs` as Python values: literals (``1e-5``, ``True``) are parsed, dotted
@@ -99,6 +106,9 @@ REGISTRY: dict[str, FoundationModel] = {
             None,
             "package",
             "weights from the authors' GitHub (Xiyue-Wang/TransPath); needs their patched timm 0.5.4",
+            parameters="≈ 27.5 M: timm's count of the Swin-T backbone (swin_tiny_patch4_window7_224); "
+            "CTransPath's convolutional stem changes it slightly",
+            backbones=(("swin_tiny_patch4_window7_224", ()),),
         ),
         FoundationModel(
             "UNI",
@@ -111,6 +121,9 @@ REGISTRY: dict[str, FoundationModel] = {
             "timm",
             "gated on the Hugging Face hub (MahmoodLab/UNI), CC-BY-NC-ND 4.0, academic non-commercial use",
             (("init_values", "1e-5"), ("dynamic_img_size", "True")),
+            parameters="303 M: timm's count of vit_large_patch16_224 with the model card's "
+            "arguments (ViT-L/16)",
+            backbones=(("vit_large_patch16_224", (("init_values", "1e-5"),)),),
         ),
         FoundationModel(
             "CONCH",
@@ -123,18 +136,35 @@ REGISTRY: dict[str, FoundationModel] = {
             "package",
             "gated on the Hugging Face hub (MahmoodLab/CONCH), CC-BY-NC-ND 4.0; load with the authors' "
             "`conch` package: create_model_from_pretrained('conch_ViT-B-16', 'hf_hub:MahmoodLab/conch')",
+            parameters="85.8 M for a ViT-B/16 image encoder (timm's count of vit_base_patch16_224); "
+            "the text encoder and the multimodal decoder add more (not counted here)",
+            backbones=(("vit_base_patch16_224", ()),),
         ),
         FoundationModel(
             "Virchow",
             2023,
-            "Vorontsov, E. et al. Virchow: a million-slide digital pathology foundation model. "
-            "arXiv:2309.07778 (2023); Nature Medicine 30, 2924–2935 (2024)",
+            "Vorontsov, E. et al. A foundation model for clinical-grade computational pathology and "
+            "rare cancers detection. Nature Medicine 30, 2924–2935 (2024); preprint: Virchow: a "
+            "million-slide digital pathology foundation model, arXiv:2309.07778 (2023)",
             "ViT-H/14 (DINOv2), 632 M parameters, SwiGLU MLP",
             "≈1.5 M H&E WSIs (Memorial Sloan Kettering)",
             "hf-hub:paige-ai/Virchow",
             "timm",
             "gated on the Hugging Face hub (paige-ai/Virchow), Apache 2.0 with additional terms",
             (("mlp_layer", "timm.layers.SwiGLUPacked"), ("act_layer", "torch.nn.SiLU")),
+            parameters="632 M (paper); timm's count of vit_huge_patch14_224 with the model card's "
+            "SwiGLU MLP (mlp_ratio 5.3375): 631 M",
+            backbones=(
+                (
+                    "vit_huge_patch14_224",
+                    (
+                        ("init_values", "1e-5"),
+                        ("mlp_ratio", "5.3375"),
+                        ("mlp_layer", "timm.layers.SwiGLUPacked"),
+                        ("act_layer", "torch.nn.SiLU"),
+                    ),
+                ),
+            ),
         ),
         FoundationModel(
             "RudolfV",
@@ -142,10 +172,13 @@ REGISTRY: dict[str, FoundationModel] = {
             "Dippel, J. et al. RudolfV: a foundation model by pathologists for pathologists. "
             "arXiv:2401.04079 (2024)",
             "ViT-L/14 (DINOv2) with pathologist-guided data curation and stain augmentation",
-            "103 k slides, 750 M patches, 58 tissue types, H&E, IHC and special stains (first version)",
+            "first version (arXiv v1): 103 k slides, 750 M patches; later versions: ≈ 134 k slides "
+            "from over 15 laboratories, 58 tissue types, 129 stainings (H&E, IHC, special stains)",
             None,
             "unreleased",
             "weights not publicly released; no loader",
+            parameters="303 M: timm's count of a ViT-L/14 (vit_large_patch14_dinov2)",
+            backbones=(("vit_large_patch14_dinov2", (("img_size", "224"),)),),
         ),
         FoundationModel(
             "Campanella",
@@ -157,6 +190,12 @@ REGISTRY: dict[str, FoundationModel] = {
             None,
             "unreleased",
             "weights not publicly released; no loader",
+            parameters="21.7 M (ViT-S) and 303 M (ViT-L): timm's counts of vit_small_patch16_224 "
+            "and vit_large_patch16_224 (the patch size changes them little)",
+            backbones=(
+                ("vit_small_patch16_224", ()),
+                ("vit_large_patch16_224", ()),
+            ),
         ),
         FoundationModel(
             "Prov-GigaPath",
@@ -169,6 +208,10 @@ REGISTRY: dict[str, FoundationModel] = {
             "timm",
             "gated on the Hugging Face hub (prov-gigapath/prov-gigapath); accept the terms and set HF_TOKEN; "
             "the slide encoder needs the authors' `gigapath` package",
+            parameters="tile encoder 1.13 B: timm's count of vit_giant_patch14_dinov2 (ViT-g/14); "
+            "slide encoder ≈ 86 M (analytic: 12 transformer layers of width 768, 7.1 M each, plus "
+            "the 1536 → 768 input projection)",
+            backbones=(("vit_giant_patch14_dinov2", (("img_size", "224"),)),),
         ),
     )
 }
@@ -181,11 +224,36 @@ def table() -> list[dict[str, str]]:
             "model": m.name,
             "year": str(m.year),
             "architecture": m.architecture,
+            "parameters": m.parameters,
             "training data": m.training_data,
             "how to load": m.how_to_load(),
         }
         for m in REGISTRY.values()
     ]
+
+
+def count_parameters(name: str) -> dict[str, int]:
+    """Parameters of each timm backbone :attr:`FoundationModel.parameters` quotes, counted on
+    PyTorch's ``meta`` device: the architecture is built, no weight is allocated or downloaded.
+
+    Examples
+    --------
+    >>> count_parameters("UNI")
+    {'vit_large_patch16_224': 303350784}
+    """
+    import timm
+    import torch
+
+    if name not in REGISTRY:
+        raise KeyError(f"unknown foundation model {name!r}; known: {', '.join(REGISTRY)}")
+    counts = {}
+    for arch, kwargs in REGISTRY[name].backbones:
+        with torch.device("meta"):
+            net = timm.create_model(
+                arch, pretrained=False, num_classes=0, **{k: _value(v) for k, v in kwargs}
+            )
+        counts[arch] = sum(p.numel() for p in net.parameters())
+    return counts
 
 
 def hub_reachable(host: str = "huggingface.co", *, timeout: float = 2.0) -> bool:

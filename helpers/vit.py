@@ -239,7 +239,8 @@ class ViTConfig(Presets):
     num_classes : int
         Classifier outputs.
     pos_embed : str
-        ``"learned"`` (1-D, trained) or ``"sincos"`` (fixed 2-D).
+        ``"learned"`` (1-D, trained), ``"sincos"`` (fixed 2-D) or ``"none"`` (no position
+        information at all: the encoder then sees a set of patches, whatever their order).
     epochs, batch_size : int
         Training length.
     lr, weight_decay : float
@@ -268,8 +269,10 @@ class ViTConfig(Presets):
             raise ValueError(
                 f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}"
             )
-        if self.pos_embed not in ("learned", "sincos"):
-            raise ValueError(f"pos_embed must be 'learned' or 'sincos', got {self.pos_embed!r}")
+        if self.pos_embed not in ("learned", "sincos", "none"):
+            raise ValueError(
+                f"pos_embed must be 'learned', 'sincos' or 'none', got {self.pos_embed!r}"
+            )
         for name in (
             "in_chans",
             "embed_dim",
@@ -326,11 +329,15 @@ class TinyViT(nn.Module):
         n = self.patch_embed.num_patches
         if c.pos_embed == "learned":  # 1-D, one vector per position (class token included)
             self.pos_embed = nn.Parameter(torch.randn(1, 1 + n, c.embed_dim) * 0.02)
-        else:  # fixed 2-D sin-cos for the patches, zeros for the class token
+        elif (
+            c.pos_embed == "sincos"
+        ):  # fixed 2-D sin-cos for the patches, zeros for the class token
             table = torch.cat(
                 [torch.zeros(1, c.embed_dim), sincos_2d(self.patch_embed.grid_size, c.embed_dim)]
             )
             self.register_buffer("pos_embed", table[None], persistent=False)
+        else:  # "none": zeros, so the blocks see the patches as an unordered set
+            self.register_buffer("pos_embed", torch.zeros(1, 1 + n, c.embed_dim), persistent=False)
         self.blocks = nn.ModuleList(Block(c.embed_dim, c.num_heads) for _ in range(c.depth))
         self.norm = nn.LayerNorm(c.embed_dim)
         self.head = nn.Linear(c.embed_dim, c.num_classes)

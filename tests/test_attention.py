@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,8 +106,6 @@ def test_dilated_errors():
     q, k, v = qkv()
     with pytest.raises(ValueError, match="one dilation rate per segment"):
         attention.dilated_attention(q, k, v, [8, 16], [1])
-    with pytest.raises(ValueError, match="not divisible by its dilation rate"):
-        attention.dilated_attention(q, k, v, [10], [4])
     with pytest.raises(ValueError, match="positive"):
         attention.dilated_attention(q, k, v, [0], [1])
     with pytest.raises(ValueError, match=r"\(B, H, N, d\)"):
@@ -132,6 +131,105 @@ def test_multihead_module_paths_agree():
     assert w.shape == (2, 4, 10, 10)
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         attention.MultiHeadSelfAttention(30, 4)
+
+
+def _dilated_by_groups(q, k, v, branches):
+    """Dilated attention written as loops over its groups: for each head j and branch (w, r),
+    the tokens of each segment at local offsets ≡ j (mod r) attend among themselves; branches are
+    mixed by their softmax normalisers. Segments need not be multiples of r (no padding needed
+    here: a group is just a list of positions)."""
+    b, h, n, d = q.shape
+    outs = torch.zeros(len(branches), b, h, n, d)
+    lses = torch.full((len(branches), b, h, n), float("-inf"))
+    for i, (w, r) in enumerate(branches):
+        w = min(w, n)
+        for j in range(h):
+            for start in range(0, n, w):
+                group = [t for t in range(start, min(start + w, n)) if (t - start) % r == j % r]
+                if not group:
+                    continue
+                idx = torch.tensor(group)
+                s = q[:, j, idx] @ k[:, j, idx].transpose(-2, -1) / math.sqrt(d)
+                outs[i, :, j, idx] = s.softmax(-1) @ v[:, j, idx]
+                lses[i, :, j, idx] = s.logsumexp(-1)
+    mix = torch.where(torch.isfinite(lses), lses, torch.full_like(lses, -1e30)).softmax(0)
+    mix = torch.where(torch.isfinite(lses), mix, torch.zeros_like(mix))
+    return (mix[..., None] * outs).sum(0)
+
+
+@pytest.mark.parametrize(
+    "n, branches",
+    [
+        (37, [(10, 4)]),  # 10 is not a multiple of 4: each segment is padded to 12
+        (40, [(10, 4), (40, 3)]),
+        (50, [(7, 2), (23, 8), (50, 16)]),  # Prov-GigaPath-like: w not a multiple of r
+        (64, [(16, 1), (32, 2), (64, 4)]),  # multiples: unchanged behaviour
+    ],
+)
+def test_dilated_pads_segments_that_their_rate_does_not_divide(n, branches):
+    q, k, v = qkv(b=1, h=4, n=n, d=8, seed=3)
+    ws, rs = zip(*branches, strict=True)
+    out = attention.dilated_attention(q, k, v, ws, rs)
+    torch.testing.assert_close(out, _dilated_by_groups(q, k, v, branches), atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(out).all()
+
+
+def test_gigapath_segment_185363_with_rate_8_is_padded_not_rejected():
+    branches = attention.gigapath_branches(1024**2)
+    assert branches == [(1024, 1), (5792, 2), (32768, 4), (185363, 8), (1048576, 16)]
+    # 185363 = 8·23170 + 3: the segment is padded to 185368, 23171 tokens kept per head
+    count = attention.dilated_score_count(1024**2, [185363], [8])
+    assert count == 6 * 23171**2  # ceil(1048576 / 185363) = 6 segments
+    q, k, v = qkv(b=1, h=2, n=64, d=4)
+    assert torch.isfinite(attention.dilated_attention(q, k, v, [37], [8])).all()
+
+
+def test_score_count_and_bytes_agree():
+    for n, ws, rs in [(4096, (64, 128), (1, 2)), (1000, (300, 1000), (7, 16)), (10, (64,), (4,))]:
+        count = attention.dilated_score_count(n, ws, rs)
+        assert attention.dilated_score_bytes(n, ws, rs, heads=3) == 3 * 4 * count
+    assert attention.dilated_score_count(1000, [1000], [1]) == 1000**2  # dense
+
+
+def test_longnet_branches_grow_to_the_sequence_at_linear_cost():
+    assert attention.longnet_branches(1024) == [(1024, 1)]
+    assert attention.longnet_branches(8192) == [(1024, 1), (2048, 2), (4096, 4), (8192, 8)]
+    per_token = [
+        attention.dilated_score_count(n, *zip(*attention.longnet_branches(n), strict=True)) / n
+        for n in (2048, 8192, 2**20)
+    ]
+    assert max(per_token) < 2 * 1024  # bounded: linear in N
+    with pytest.raises(ValueError, match="ratio"):
+        attention.longnet_branches(100, ratio=1)
+
+
+def _reach_from_gradients(n, ws, rs, heads, query):
+    q, k, v = (t.requires_grad_(True) for t in qkv(b=1, h=heads, n=n, d=4, seed=5))
+    out = attention.dilated_attention(q, k, v, ws, rs)
+    out[0, :, query].sum().backward()
+    dep = (v.grad[0].abs().sum(dim=(0, 2)) > 0) | (k.grad[0].abs().sum(dim=(0, 2)) > 0)
+    dep[query] = True  # the residual connection
+    return dep.numpy()
+
+
+@pytest.mark.parametrize(
+    "n, ws, rs, heads",
+    [(48, (8, 16, 48), (1, 2, 4), 2), (40, (10, 40), (4, 8), 3), (33, (33,), (2,), 1)],
+)
+def test_reach_matches_the_gradients_of_dilated_attention(n, ws, rs, heads):
+    for query in (0, 5, n // 2, n - 1):
+        reach = attention.dilated_reach(n, ws, rs, heads=heads, query=query)
+        assert (reach == _reach_from_gradients(n, ws, rs, heads, query)).all(), query
+
+
+def test_reach_local_vs_global():
+    n = 8192
+    local = attention.dilated_reach(n, [128, 256, 512, 1024], [1, 2, 4, 8], heads=2, query=4000)
+    assert local.sum() <= 1024 and np.ptp(np.flatnonzero(local)) < 1024  # only its neighbourhood
+    ws, rs = zip(*attention.longnet_branches(n), strict=True)
+    one = attention.dilated_reach(n, ws, rs, heads=8, query=4000)
+    two = attention.dilated_reach(n, ws, rs, heads=8, query=4000, layers=2)
+    assert np.ptp(np.flatnonzero(one)) > n // 2 and two.all()  # everything within two layers
 
 
 def test_dilated_attention_over_zero_tokens_is_empty():

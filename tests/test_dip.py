@@ -218,6 +218,13 @@ def test_degradations():
     img = torch.full((1, 1, 64, 64), 0.5)
     noisy = degradations.add_noise(img, 25 / 255, generator=gen(0))
     assert (noisy - img).std().item() == pytest.approx(25 / 255, rel=0.05)
+    # not clipped by default; clip=True is the reference code's get_noisy_image
+    dark = torch.zeros(1, 1, 64, 64)
+    assert degradations.add_noise(dark, 0.1, generator=gen(0)).min() < 0
+    clipped = degradations.add_noise(dark, 0.1, clip=True, generator=gen(0))
+    torch.testing.assert_close(
+        clipped, degradations.add_noise(dark, 0.1, generator=gen(0)).clamp(0, 1)
+    )
     mask = degradations.random_mask((64, 64), 0.5, generator=gen(0))
     assert mask.shape == (1, 1, 64, 64) and set(mask.unique().tolist()) == {0.0, 1.0}
     assert mask.mean().item() == pytest.approx(0.5, abs=0.03)
@@ -330,8 +337,124 @@ def test_fit_history_snapshots_and_reproducibility(camera32):
     a, b = runs
     assert len(a.loss) == 10 and a.psnr == [] and a.best is None and math.isnan(a.best_psnr)
     assert [it for it, _ in a.snapshots] == [4, 8]
+    assert [it for it, _ in a.raw_snapshots] == [4, 8]
     assert a.snapshots[0][1].shape == (1, 1, 32, 32)
     assert a.loss == b.loss
+
+
+def test_snapshots_are_independent_copies(camera32):
+    """On the CPU ``x.cpu()`` is ``x`` itself: keeping the running average without copying made
+    every snapshot equal the final average."""
+    net, z, _ = _smoke_net(1)
+    res = dip.fit(
+        net,
+        z,
+        camera32,
+        iterations=30,
+        snapshot_every=10,
+        snapshot_at=[1, 3],
+        reg_noise_std=0.05,
+        generator=gen(5),
+        progress=False,
+    )
+    its = [it for it, _ in res.snapshots]
+    assert its == [1, 3, 10, 20, 30]
+    frames = [img for _, img in res.snapshots]
+    for earlier, later in zip(frames, frames[1:], strict=False):
+        assert not torch.equal(earlier, later)  # different iterations, different images
+    assert not torch.allclose(frames[0], res.average, atol=1e-3)  # the first is not the last
+    torch.testing.assert_close(frames[-1], res.average)  # the one at the last iteration is
+    raws = [img for _, img in res.raw_snapshots]
+    torch.testing.assert_close(raws[-1], res.output)
+    assert not torch.allclose(raws[0], frames[0] * 0 + raws[-1], atol=1e-3)
+    # the average starts as the first output: at iteration 1 raw and average are equal
+    torch.testing.assert_close(raws[0], frames[0])
+    # the stored frames own their memory: changing the result does not change them
+    before = frames[1].clone()
+    res.average.add_(1.0)
+    res.output.add_(1.0)
+    assert torch.equal(frames[1], before)
+    for img in frames + raws + [res.average, res.output]:
+        assert img.is_contiguous() and img.device.type == "cpu"
+    with pytest.raises(ValueError, match="snapshot_at"):
+        dip.fit(net, z, camera32, iterations=5, snapshot_at=[6], progress=False)
+
+
+def test_best_and_stopping_rule_outputs_are_copies(camera32):
+    noisy = degradations.add_noise(camera32, 25 / 255, generator=gen(0))
+    net, z, cfg = _smoke_net(1)
+    sigma2 = (25 / 255) ** 2
+    res = dip.fit(
+        net,
+        z,
+        noisy,
+        clean=camera32,
+        iterations=200,
+        loss_target=sigma2,
+        reg_noise_std=cfg.reg_noise_denoise,
+        generator=gen(2),
+        progress=False,
+    )
+    loss = np.asarray(res.loss)
+    hits = np.flatnonzero(loss <= sigma2)
+    assert hits.size and res.loss_target_iteration == int(hits[0]) + 1  # the first one
+    assert not torch.allclose(res.at_loss_target, res.average, atol=1e-4)
+    assert metrics.psnr(camera32[0], res.at_loss_target[0]) == pytest.approx(
+        res.psnr_average[res.loss_target_iteration - 1], abs=1e-3
+    )
+    assert metrics.psnr(camera32[0], res.best[0]) == pytest.approx(res.best_psnr, abs=1e-3)
+    never = dip.fit(net, z, noisy, iterations=3, loss_target=0.0, progress=False)
+    assert never.loss_target_iteration == -1 and never.at_loss_target is None
+
+
+def test_stop_below_and_the_loss_target_agree_and_snapshots_stop_with_the_loop(camera32):
+    """``loss_target`` records where the data term first reaches a level, ``stop_below`` stops
+    there: the same iteration, the same averaged output, and no snapshot after the stop."""
+    noisy = degradations.add_noise(camera32, 25 / 255, generator=gen(0))
+    sigma2 = (25 / 255) ** 2
+    runs = {}
+    for stop in (None, sigma2):
+        net, z, cfg = _smoke_net(1)
+        runs[stop] = dip.fit(
+            net,
+            z,
+            noisy,
+            clean=camera32,
+            iterations=200,
+            loss_target=sigma2,
+            stop_below=stop,
+            snapshot_at=(1, 10, 199),
+            reg_noise_std=cfg.reg_noise_denoise,
+            generator=gen(2),
+            progress=False,
+        )
+    full, stopped = runs[None], runs[sigma2]
+    assert full.stopped_at == -1 and len(full.loss) == 200
+    hit = full.loss_target_iteration
+    assert 10 < hit < 199  # the test's premise: the level is reached inside the run
+    assert stopped.stopped_at == stopped.loss_target_iteration == hit
+    assert len(stopped.loss) == len(stopped.psnr_average) == hit
+    np.testing.assert_allclose(stopped.loss, full.loss[:hit], rtol=1e-5)
+    torch.testing.assert_close(stopped.average, full.at_loss_target, atol=1e-5, rtol=1e-5)
+    assert [it for it, _ in stopped.snapshots] == [1, 10]
+    assert [it for it, _ in stopped.raw_snapshots] == [1, 10]
+
+
+def test_channels_last_option_is_a_bool_or_none(camera32):
+    net, z, _ = _smoke_net(1)
+    with pytest.raises(TypeError, match="channels_last must be a bool or None"):
+        dip.fit(net, z, camera32, iterations=1, channels_last="yes", progress=False)
+
+
+def test_channels_last_gives_the_same_fit(camera32):
+    out = []
+    for cl in (False, True):
+        net, z, _ = _smoke_net(1)
+        res = dip.fit(net, z, camera32, iterations=5, channels_last=cl, progress=False)
+        out.append(res)
+    np.testing.assert_allclose(out[0].loss[:2], out[1].loss[:2], rtol=1e-5)  # same maths
+    np.testing.assert_allclose(out[0].loss, out[1].loss, rtol=1e-2)  # rounding grows with steps
+    torch.testing.assert_close(out[0].average, out[1].average, atol=1e-2, rtol=1e-2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +531,9 @@ def test_super_resolution_by_three_runs():
         ({"reg_noise_std": -0.1}, "reg_noise_std must be ≥ 0"),
         ({"snapshot_every": -1}, "snapshot_every must be an int ≥ 0"),
         ({"iterations": 0}, "iterations must be a positive int"),
+        ({"loss_target": -0.1}, "loss_target must be ≥ 0"),
+        ({"stop_below": float("nan")}, "stop_below must be"),
+        ({"snapshot_at": (0, 1)}, r"snapshot_at must lie in 1 … 2"),
     ],
 )
 def test_fit_options_are_checked(option, message):

@@ -18,6 +18,7 @@ def test_registry_covers_the_chapter():
         "model",
         "year",
         "architecture",
+        "parameters",
         "training data",
         "how to load",
     }
@@ -33,3 +34,19 @@ def test_loading_fails_offline_with_explanation():
         fm.load("CONCH")
     with pytest.raises(KeyError, match="known"):
         fm.load("GPT")
+
+
+def test_every_model_states_its_parameters_with_their_source():
+    for m in fm.REGISTRY.values():
+        assert m.parameters and ("timm" in m.parameters or "paper" in m.parameters), m.name
+        assert m.backbones, m.name
+
+
+@pytest.mark.parametrize("name", ["UNI", "Virchow", "Prov-GigaPath", "Campanella"])
+def test_quoted_parameter_counts_are_the_timm_counts(name):
+    """Each count quoted is what timm builds for that architecture (on the meta device)."""
+    for arch, count in fm.count_parameters(name).items():
+        millions = count / 1e6
+        quoted = f"{millions / 1000:.2f} B" if millions >= 1000 else f"{millions:.3g} M"
+        text = fm.REGISTRY[name].parameters
+        assert quoted in text or f"{millions:.0f} M" in text, (arch, quoted, text)

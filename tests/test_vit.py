@@ -136,7 +136,7 @@ def test_sincos_from_real_coordinates_is_smooth():
     assert torch.dist(a, b) < 0.05
 
 
-@pytest.mark.parametrize("pos", ["learned", "sincos"])
+@pytest.mark.parametrize("pos", ["learned", "sincos", "none"])
 def test_tiny_vit_shapes_and_weights(pos):
     torch.manual_seed(0)
     cfg = vit.ViTConfig(
@@ -172,6 +172,24 @@ def test_vit_parameter_count_fixed_architecture():
 def test_presets_valid():
     for profile in ("smoke", "laptop", "gpu"):
         assert vit.ViTConfig.preset(profile).epochs >= 1
+
+
+def test_without_position_embeddings_the_vit_sees_a_set_of_patches():
+    """pos_embed="none": permuting the patches of an image leaves the logits unchanged (attention
+    is permutation-equivariant and the class token pools over a set); with learned position
+    embeddings it does not."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 16, 16, generator=g)
+    perm = torch.randperm(16, generator=g)
+    shuffled = vit.unpatchify(vit.patchify(x, 4)[:, perm], 4, (16, 16))
+    for pos, same in (("none", True), ("learned", False)):
+        cfg = vit.ViTConfig(
+            img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=4, pos_embed=pos
+        )
+        model = vit.TinyViT(cfg, seed=1).eval()
+        with torch.no_grad():
+            close = torch.allclose(model(x), model(shuffled), atol=1e-5)
+        assert close == same, pos
 
 
 def test_patch_embed_names_the_dtype_it_wants():

@@ -29,6 +29,7 @@ __all__ = [
     "MemorizationExperiment",
     "RealNoiseExperiment",
     "SSLDiffusionExperiment",
+    "ViTExperiment",
 ]
 
 
@@ -54,6 +55,52 @@ def _divisible(config: object, names: tuple[str, ...], channel_mults: tuple[int,
                 f"{type(config).__name__}.{name}={getattr(config, name)} is not divisible by "
                 f"{factor} (2 ** (levels - 1) of channel_mults {channel_mults})"
             )
+
+
+# --------------------------------------------------------------------------------------------
+# 02 — ViT patches, attention cost, gigapixel images
+
+
+@dataclass(frozen=True)
+class ViTExperiment(Presets):
+    """Budgets of notebook 02 (the tiny ViT's own settings are ``ViTConfig`` in
+    :mod:`helpers.vit`).
+
+    Attributes
+    ----------
+    train_digits : int
+        Digits the tiny ViT is trained on (the rest of the 1797 are held out).
+    ablation_seeds, ablation_epochs : int
+        Training runs per variant (with and without position embeddings) and their length; both
+        variants get the same budget.
+    tile_crops, tile_epochs : int
+        Training of the supervised tile encoder (histology crops, DAB-positive or negative).
+    shifts : tuple of int
+        Offsets (pixels) of the shifted tilings averaged by the iSTAR-style features (spread
+        over the 128-px region, so that region borders leave no seams).
+    """
+
+    train_digits: int = 1500
+    ablation_seeds: int = 5
+    ablation_epochs: int = 10
+    tile_crops: int = 512
+    tile_epochs: int = 10
+    shifts: tuple[int, ...] = (0, 32, 64, 96)
+
+    def __post_init__(self) -> None:
+        _positive(self)
+        if not self.shifts or any(not isinstance(s, int) or s < 0 for s in self.shifts):
+            raise ValueError(f"ViTExperiment.shifts must be ints ≥ 0, got {self.shifts!r}")
+
+    @classmethod
+    def presets(cls) -> dict[str, ViTExperiment]:
+        """One preset per profile (≥ 5 seeds per variant wherever runs are compared)."""
+        return {
+            "smoke": cls(ablation_seeds=2, ablation_epochs=1, tile_crops=64, tile_epochs=1, shifts=(0, 64)),
+            "laptop": cls(),
+            "gpu": cls(ablation_seeds=10, ablation_epochs=30, tile_crops=2048, tile_epochs=20,
+                       shifts=(0, 16, 32, 48, 64, 80, 96, 112)),
+        }  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

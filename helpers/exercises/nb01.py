@@ -24,7 +24,7 @@ def _ex01_2(answer: Any) -> Feedback:
     from ..degradations import add_noise
 
     clean = torch.full((1, 1, 512, 512), 0.5)
-    noisy = add_noise(clean, 25 / 255, generator=torch.Generator().manual_seed(0))
+    noisy = add_noise(clean, 50 / 255, generator=torch.Generator().manual_seed(0))
     expected = float(((clean - noisy) ** 2).mean())  # ≈ σ², measured on a large image
     return close(answer, expected, rel=0.03, what="loss")
 
@@ -59,7 +59,7 @@ EXERCISES: tuple[Exercise, ...] = (
     Exercise(
         "01",
         2,
-        "Denoising at σ = 25/255: the mean squared loss ‖x − x₀‖² when x is exactly the clean image?",
+        "The stopping rule at σ = 50/255: at what mean squared loss ‖x − x₀‖² does it stop?",
         _ex01_2,
     ),
     Exercise(
