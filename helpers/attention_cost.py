@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -77,6 +78,9 @@ class AttentionCostConfig(Presets):
             raise ValueError(
                 f"unknown methods {sorted(unknown)}; expected some of {sorted(METHODS)}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("repeats", "warmup")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, AttentionCostConfig]:
