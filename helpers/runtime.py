@@ -474,7 +474,10 @@ class Run:
     def record_run_time(self) -> None:
         """Record the notebook's wall time so far against its profile's budget
         (:data:`BUDGET_SECONDS`): the last line of every notebook. A run over budget is a
-        ``warn`` in the results, never an error (machines are noisy)."""
+        ``warn`` in the results, never an error (machines are noisy).
+
+        On a CUDA device it also records the peak memory torch allocated on it
+        (``torch.cuda.max_memory_allocated``), which ``benchmarks/gpu_check.py`` collects."""
         self.record(
             "run_time",
             round(self.elapsed(), 1),
@@ -483,6 +486,10 @@ class Run:
             at_most=BUDGET_SECONDS[self.profile],
             fmt=".0f",
         )
+        if self.device.type == "cuda" and torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated(self.device) / 1e9
+            self.record("gpu_peak_memory", round(peak, 2), label="peak GPU memory allocated",
+                        unit="GB", fmt=".2f")  # fmt: skip
 
     def generator(self, offset: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A fresh ``torch.Generator`` seeded with ``seed + offset``."""
