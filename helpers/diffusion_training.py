@@ -201,7 +201,6 @@ def train(
     progress: bool = True,
     accelerator: Any | None = None,
     precision: str = "float32",
-    channels_last: bool = False,
     compile: bool = False,
 ) -> TrainResult:
     """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
@@ -252,13 +251,9 @@ def train(
         Train with it (the model and optimiser are passed through ``accelerator.prepare``; the
         device is the accelerator's). ``batch_size`` must be divisible by its
         ``num_processes``. ``TrainResult.model`` is the unwrapped model.
-
     precision : {"float32", "bf16"}
         ``"bf16"`` runs the forward pass under bf16 autocast (on CUDA it may use the tensor
         cores; the weights, the optimiser and the loss stay float32). Default: float32.
-    channels_last : bool
-        Keep the model and the images in channels-last memory format (faster convolutions on
-        recent GPUs with bf16; no gain on most CPUs). Default off.
     compile : bool
         Run the forward pass through ``torch.compile`` (pays on long GPU runs; the first steps
         are slow while it compiles). Default off.
@@ -321,9 +316,6 @@ def train(
             )
 
     net, share = model, slice(rank * batch_size // world, (rank + 1) * batch_size // world)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-        data = data.contiguous(memory_format=torch.channels_last)
     if accelerator is not None:  # wraps the model for gradient averaging across processes
         net, opt = accelerator.prepare(model, opt)
     if compile:

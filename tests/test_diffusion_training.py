@@ -288,14 +288,12 @@ def _options_run(**options):
     )  # fmt: skip
 
 
-def test_bf16_autocast_and_channels_last_train_like_float32():
+def test_bf16_autocast_trains_like_float32():
     base = _options_run()
     bf16 = _options_run(precision="bf16")
     assert bf16.model.conv_in.weight.dtype == torch.float32  # weights and optimiser stay float32
     assert bf16.loss_history == pytest.approx(base.loss_history, rel=0.05)
     assert bf16.loss_history != base.loss_history  # autocast did run in bf16
-    last = _options_run(channels_last=True)
-    assert last.loss_history == pytest.approx(base.loss_history, rel=1e-4)
     with pytest.raises(ValueError, match="precision must be one of"):
         _options_run(precision="fp8")
 
