@@ -166,13 +166,10 @@ def execute(
     kernel: str = "python3",
     progress: bool = False,
     run_id: str | None = None,
-    env: Mapping[str, str] | None = None,
 ) -> tuple[float, str]:
     """Execute one notebook with papermill; returns ``(seconds, error message or "")``.
 
-    ``run_id`` (default: a fresh one) is passed to the kernel as ``COURSE_RUN_ID``; ``env``
-    (e.g. a job's ``CUDA_VISIBLE_DEVICES`` or ``COURSE_NUM_THREADS``, :func:`job_environments`)
-    is added to the kernel's environment.
+    ``run_id`` (default: a fresh one) is passed to the kernel as ``COURSE_RUN_ID``.
     """
     import papermill as pm
 
@@ -190,7 +187,6 @@ def execute(
     if checkout is not None:  # the kernel imports this checkout's helpers, whatever is installed
         path = str(checkout) + (os.pathsep + path if path else "")
     with _environ(
-        **dict(env or {}),
         COURSE_PROFILE=profile,
         COURSE_BUILD_DIR=str(build),
         COURSE_STATIC_WIDGETS="1",
@@ -282,6 +278,13 @@ def job_environments(
     return out
 
 
+def _execute_as_job(env: Mapping[str, str], *args, **kwargs) -> tuple[float, str]:
+    """:func:`execute` in a process of its own that first takes the job's environment (one
+    :func:`job_environments` entry), which the kernel it starts inherits."""
+    os.environ.update(env)
+    return execute(*args, **kwargs)
+
+
 def strip_run_metadata(path: Path) -> None:
     """Drop papermill's per-cell timing metadata so committed notebooks diff cleanly."""
     import nbformat
@@ -318,7 +321,7 @@ def _start_jobs(
         try:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as process:
                 output = nb if in_place else root / "notebooks" / nb.name
-                return process.submit(execute, nb, output, env=env, **kwargs).result()
+                return process.submit(_execute_as_job, env, nb, output, **kwargs).result()
         finally:
             free.put(env)
 
