@@ -2,6 +2,7 @@
 
 Ready to run as it is on a machine with CUDA (one or several GPUs)::
 
+    make gpu-check JOBS=4                               # the same through make
     python benchmarks/gpu_check.py                      # every notebook, 10 min limit each
     python benchmarks/gpu_check.py --jobs 4             # four GPUs, one notebook on each
     python benchmarks/gpu_check.py --only 03 --limit 900
@@ -13,7 +14,7 @@ allocated (recorded by the notebook's last cell, :meth:`helpers.runtime.Run.reco
 and every headline number with its ``gpu`` expectation, so that the expectations ("expected, not
 measured") can be replaced by what was measured.
 
-Without CUDA it measures nothing and says so (exit status 0, so ``make bench`` passes);
+Without CUDA it measures nothing and says so (exit status 0; ``make bench`` leaves it out);
 ``--cpu --step-scale 0.001`` instead runs the gpu profile's sizes on the CPU with a few steps
 (``COURSE_STEP_SCALE``), a dry run of the script itself: its numbers mean nothing.
 """
