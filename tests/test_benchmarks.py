@@ -19,7 +19,10 @@ CASES = {
     "large_image.py": (["--quick"], "ratio per-window loop / batched"),
     "sampling.py": (["--quick"], "ratio ours/diffusers"),
     # a dry run on the CPU: notebook 00's gpu profile with a few steps (the numbers mean nothing)
-    "gpu_check.py": (["--cpu", "--step-scale", "0.001", "--only", "00"], "gpu check results written"),
+    "gpu_check.py": (
+        ["--cpu", "--step-scale", "0.001", "--only", "00"],
+        "gpu check results written",
+    ),
     "memorization.py": (
         [
             "--generated",
