@@ -18,6 +18,7 @@ help:
 	@echo "make bench-course [PROFILE=smoke] [ONLY=00]  the course idle and under a one-core background load"
 	@echo "make refresh-notebooks [ONLY=01]          re-run notebooks in place under the laptop profile"
 	@echo "make doctor                               check the environment and print fixes"
+	@echo "make gpu-check [ONLY=03] [JOBS=4]         the gpu profile of every notebook on CUDA → build/gpu_check"
 	@echo "make assign                               student and instructor editions + autograder → build/assign"
 	@echo "make prepare-notebooks                    Colab/Binder links and the install step in every notebook"
 
@@ -53,7 +54,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
-	@for f in $(filter-out benchmarks/course_under_load.py,$(wildcard benchmarks/*.py)); do echo "== $$f"; $(PY) $$f || exit 1; done
+	@for f in $(filter-out benchmarks/course_under_load.py benchmarks/gpu_check.py,$(wildcard benchmarks/*.py)); do echo "== $$f"; $(PY) $$f || exit 1; done
 
 # the whole course idle and under a one-core background load (slow: several course runs)
 bench-course: $(STAMP)
@@ -67,6 +68,12 @@ refresh-notebooks: $(STAMP)
 
 doctor: $(STAMP)
 	$(PY) -m helpers doctor
+
+# on a CUDA machine: every notebook's gpu profile under a time limit, one GPU per job (slow)
+.PHONY: gpu-check
+JOBS ?= 1
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --jobs $(JOBS) $(if $(ONLY),--only $(ONLY))
 
 assign: $(STAMP)
 	$(PY) -m helpers assign $(if $(ONLY),--only $(ONLY))

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_run.add_argument("--out", default=None, help="build root (default build/)")
     p_run.add_argument("--seed", type=int, default=0)
+    p_run.add_argument(
+        "--jobs", type=int, default=1,
+        help="notebooks run at once, one device (CUDA_VISIBLE_DEVICES) or core share each",
+    )  # fmt: skip
     p_ref = sub.add_parser("refresh", help="re-execute the notebooks in place (committed outputs)")
     p_ref.add_argument("--profile", default="laptop")
     p_ref.add_argument("--only", action="append")
@@ -148,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             out=None if in_place else args.out,
             seed=getattr(args, "seed", 0),
             in_place=in_place,
+            jobs=getattr(args, "jobs", 1),
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -122,6 +123,9 @@ class AttentionCostConfig(Presets):
             raise ValueError(
                 f"unknown methods {sorted(unknown)}; expected some of {sorted(METHODS)}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("repeats", "warmup")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, AttentionCostConfig]:

@@ -36,6 +36,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +101,8 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
     y: torch.Tensor | None = None,
     cond: torch.Tensor | None = None,
+    t: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L_simple on one batch: t ~ U{0…T−1}, ε ~ N(0, I), MSE between ε and ε_θ(x_t, t).
 
@@ -113,14 +116,20 @@ def diffusion_loss(
         CPU generator for t and ε (drawn on the CPU, then moved to ``x0``'s device).
     y, cond : optional
         Condition of each image (already dropped to null where wanted).
+    t, noise : Tensor ``(B,)`` int64 and ``(B, C, H, W)``, optional
+        Timesteps and ε drawn by the caller (a process's share of a batch drawn whole, when
+        several processes train together); default: drawn here from ``generator``.
 
     Returns
     -------
     Tensor ``()``: the loss.
     """
     b = x0.shape[0]
-    t = torch.randint(0, schedule.T, (b,), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    if t is None:
+        t = torch.randint(0, schedule.T, (b,), generator=generator)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator)
+    t, noise = t.to(x0.device), noise.to(x0.device, x0.dtype)
     x_t = q_sample(x0, t, noise, schedule)
     return F.mse_loss(model(x_t, t, y=y, cond=cond).float(), noise.float())
 
@@ -196,8 +205,19 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     channels_last: bool | None = None,
+    accelerator: Any | None = None,
+    precision: str = "float32",
+    compile: bool = False,
 ) -> TrainResult:
     """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
+
+    Under Hugging Face ``accelerate`` (``accelerator=Accelerator()`` in a script started with
+    ``accelerate launch --num_processes K``, or from a notebook with ``notebook_launcher``), K
+    processes train together on K devices: every process draws the same whole batch of
+    ``batch_size`` (indices, condition dropping, t, ε, from the same seed), each computes the loss
+    of its ``batch_size / K`` share, and the gradients are averaged across processes — the same
+    steps as one process with the same global batch, up to floating-point summation order.
+    Checkpoints are written by the main process only.
 
     Parameters
     ----------
@@ -232,24 +252,45 @@ def train(
     device : optional
         Default: the model's device.
     progress : bool
-        Show a progress bar with the loss.
+        Show a progress bar with the loss (on the main process).
     channels_last : bool, optional
         Train in ``torch.channels_last`` memory format (:func:`helpers.optim.memory_format`);
         ``None`` (default): the format measured fastest for this loop on the device
         (:data:`CHANNELS_LAST_FASTEST`). The result is the same up to float rounding; the model
         is handed back in the usual contiguous format.
+    accelerator : accelerate.Accelerator, optional
+        Train with it (the model and optimiser are passed through ``accelerator.prepare``; the
+        device is the accelerator's). ``batch_size`` must be divisible by its
+        ``num_processes``. ``TrainResult.model`` is the unwrapped model.
+    precision : {"float32", "bf16"}
+        ``"bf16"`` runs the forward pass under bf16 autocast (on CUDA it may use the tensor
+        cores; the weights, the optimiser and the loss stay float32). Default: float32.
+    compile : bool
+        Run the forward pass through ``torch.compile`` (pays on long GPU runs; the first steps
+        are slow while it compiles). Default off.
 
     Returns
     -------
     TrainResult
-        ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
+        ``.model``, ``.ema`` (sample with this one), ``.loss_history`` (the loss of the whole
+        batch), ``.steps``.
     """
     _check(model, images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay,
            checkpoint_every, warmup, grad_clip, seed)  # fmt: skip
     check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
+    check_choice(precision, "precision", ("float32", "bf16"))
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     resume = checkpoint_path is not None if resume is None else resume
+    world, rank, main = 1, 0, True
+    if accelerator is not None:
+        world, rank = accelerator.num_processes, accelerator.process_index
+        main = accelerator.is_main_process
+        if batch_size % world:
+            raise ValueError(
+                f"batch_size={batch_size} is not divisible by the accelerator's {world} processes"
+            )
+        device = accelerator.device
     device = as_device(device) or next(model.parameters()).device
     fmt = memory_format(channels_last, device, CHANNELS_LAST_FASTEST)
     model.to(device).train()
@@ -288,8 +329,17 @@ def train(
                 f"checkpoint {checkpoint_path} is at step {start}, beyond steps={steps}"
             )
 
+    net, share = model, slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    if accelerator is not None:  # wraps the model for gradient averaging across processes
+        net, opt = accelerator.prepare(model, opt)
+    if compile:
+        net = torch.compile(net)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
     def save(step: int, elapsed: float) -> None:
-        if checkpoint_path is not None:
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+        if checkpoint_path is not None and main:
             checkpoint.save_training_state(
                 checkpoint_path,
                 model=model,
@@ -306,7 +356,8 @@ def train(
     def seconds() -> float:  # training time so far, earlier runs included
         return earlier_seconds + time.perf_counter() - began
 
-    bar = tqdm(range(start, steps), disable=not progress, desc="train", initial=start, total=steps)
+    bar = tqdm(range(start, steps), disable=not (progress and main), desc="train", initial=start,
+               total=steps)  # fmt: skip
     for step in bar:
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen).to(device)
         y = labels[idx] if labels is not None else None
@@ -314,16 +365,29 @@ def train(
         y, c, _ = drop_condition(model, y, c, cond_drop, batch=batch_size, generator=gen)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, lr, steps=steps, warmup=warmup, schedule=lr_schedule)
-        loss = diffusion_loss(model, data[idx], schedule, generator=gen, y=y, cond=c)
-        history.append(loss.item())
+        if accelerator is None:
+            with autocast:
+                loss = diffusion_loss(net, data[idx], schedule, generator=gen, y=y, cond=c)
+            history.append(loss.item())
+        else:  # the whole batch's draws, then this process's share of them
+            t = torch.randint(0, schedule.T, (batch_size,), generator=gen)
+            noise = torch.randn((batch_size, *data.shape[1:]), generator=gen)
+            y, c = (v[share] if v is not None else None for v in (y, c))
+            with autocast:
+                loss = diffusion_loss(net, data[idx[share]], schedule, y=y, cond=c, t=t[share],
+                                      noise=noise[share])  # fmt: skip
+            history.append(accelerator.reduce(loss.detach(), reduction="mean").item())
         if not math.isfinite(history[-1]):
             raise FloatingPointError(
                 f"the diffusion loss became {history[-1]} at step {step + 1} of {steps}; nothing "
                 "was saved for this step (lower lr, or set grad_clip)"
             )
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
+        if accelerator is None:
+            loss.backward()
+        else:
+            accelerator.backward(loss)
+        if grad_clip is not None:  # after the backward pass the gradients are averaged
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         ema_update(ema, model, ema_decay_at(step, ema_decay))

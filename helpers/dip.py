@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -148,6 +149,14 @@ class DIPConfig(Presets):
             raise ValueError(f"lr must be > 0, got {self.lr}")
         for name in ("reg_noise_denoise", "reg_noise_sr", "reg_noise_inpaint"):
             check_number(getattr(self, name), name, low=0)
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = (
+        "iters_fig2",
+        "iters_denoise",
+        "iters_sr",
+        "iters_inpaint",
+    )
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, DIPConfig]:

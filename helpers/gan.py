@@ -41,6 +41,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +146,9 @@ class GANConfig(Presets):
     def n_blocks(self) -> int:
         """Number of resolution doublings from 4×4 to ``image_size``."""
         return int(math.log2(self.image_size // 4))
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, GANConfig]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -287,6 +288,9 @@ class AEConfig(Presets):
                 raise ValueError(f"AEConfig.{name} must be a positive int, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"AEConfig.lr must be > 0, got {self.lr}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, AEConfig]:

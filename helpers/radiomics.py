@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -258,6 +259,9 @@ class FINConfig(Presets):
                 raise ValueError(f"FINConfig.{name} must be a positive int, got {v!r}")
         if not self.lr > 0:
             raise ValueError(f"FINConfig.lr must be > 0, got {self.lr}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, FINConfig]:

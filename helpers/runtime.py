@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 import torch
@@ -64,6 +64,10 @@ BUILD_ENV = "COURSE_BUILD_DIR"
 CACHE_ENV = "COURSE_CACHE_DIR"
 RUN_ID_ENV = "COURSE_RUN_ID"
 """Set by the runner in the kernel's environment: the id of the run a notebook belongs to."""
+STEP_SCALE_ENV = "COURSE_STEP_SCALE"
+"""Multiplies every preset's iteration counts (:func:`step_scale`); sizes stay as they are."""
+STEP_FLOOR = 2
+"""The fewest iterations a scaled count keeps (two: a loop that steps, then steps again)."""
 
 T = TypeVar("T")
 
@@ -250,6 +254,45 @@ def version(package: str) -> str:
         return "missing"
 
 
+def step_scale(env: Mapping[str, str] | None = None) -> float:
+    """The factor ``COURSE_STEP_SCALE`` applies to every preset's iteration counts (1 when unset).
+
+    With e.g. ``COURSE_STEP_SCALE=0.001`` every network of a profile keeps its size (widths,
+    image sizes, batch sizes, windows, T) but trains and samples for only a few steps
+    (:func:`scaled_steps`): the gpu profile's shapes can be built and stepped on a CPU.
+
+    Raises
+    ------
+    ValueError
+        A value that is not a number in (0, 1].
+    """
+    env = os.environ if env is None else env
+    value = env.get(STEP_SCALE_ENV, "").strip()
+    if not value:
+        return 1.0
+    try:
+        scale = float(value)
+    except ValueError:
+        raise ValueError(f"{STEP_SCALE_ENV} must be a number in (0, 1], got {value!r}") from None
+    if not 0 < scale <= 1:
+        raise ValueError(f"{STEP_SCALE_ENV} must be a number in (0, 1], got {value!r}")
+    return scale
+
+
+def scaled_steps(count: int, scale: float) -> int:
+    """``count`` iterations scaled by ``scale``, rounded, at least :data:`STEP_FLOOR` (never more
+    than ``count``).
+
+    Examples
+    --------
+    >>> scaled_steps(8000, 0.001), scaled_steps(300, 0.001), scaled_steps(1, 0.001), scaled_steps(50, 1.0)
+    (8, 2, 1, 50)
+    """
+    if scale >= 1:
+        return count
+    return min(count, max(STEP_FLOOR, round(count * scale)))
+
+
 def pick(presets: Mapping[str, T], profile: str) -> T:
     """Choose the preset for ``profile`` (``"auto"`` is resolved first)."""
     name = resolve_profile(profile)
@@ -264,7 +307,15 @@ class Presets:
     A subclass defines :meth:`presets`, one instance per concrete profile; :meth:`preset` resolves
     the profile, picks its instance and replaces the fields named in ``overrides`` (the dataclass
     validates the result again in ``__post_init__``).
+
+    A subclass lists in :attr:`STEP_FIELDS` its iteration counts (training steps, epochs,
+    sampling steps, iterations, repeats): :meth:`preset` multiplies them by :func:`step_scale`
+    (``COURSE_STEP_SCALE``), before ``overrides`` are applied, so that an explicit override is
+    taken as it is. Every other field (a size) is kept.
     """
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ()
+    """Names of the int fields that count iterations."""
 
     @classmethod
     def presets(cls) -> dict[str, Self]:
@@ -288,7 +339,12 @@ class Presets:
             raise TypeError(
                 f"{cls.__name__} has no field(s) {', '.join(unknown)}; fields: {', '.join(names)}"
             )
-        return replace(pick(cls.presets(), profile), **overrides)
+        chosen = pick(cls.presets(), profile)
+        scale = step_scale()
+        if scale < 1 and cls.STEP_FIELDS:
+            scaled = {n: scaled_steps(getattr(chosen, n), scale) for n in cls.STEP_FIELDS}
+            chosen = replace(chosen, **scaled)
+        return replace(chosen, **overrides)
 
     def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (validated again)."""
@@ -707,7 +763,10 @@ class Run:
     def record_run_time(self) -> None:
         """Record the notebook's wall time so far against its profile's budget
         (:data:`BUDGET_SECONDS`): the last line of every notebook. A run over budget is a
-        ``warn`` in the results, never an error (machines are noisy)."""
+        ``warn`` in the results, never an error (machines are noisy).
+
+        On a CUDA device it also records the peak memory torch allocated on it
+        (``torch.cuda.max_memory_allocated``), which ``benchmarks/gpu_check.py`` collects."""
         self.record(
             "run_time",
             round(self.elapsed(), 1),
@@ -716,6 +775,10 @@ class Run:
             at_most=BUDGET_SECONDS[self.profile],
             fmt=".0f",
         )
+        if self.device.type == "cuda" and torch.cuda.is_available():
+            peak = torch.cuda.max_memory_allocated(self.device) / 1e9
+            self.record("gpu_peak_memory", round(peak, 2), label="peak GPU memory allocated",
+                        unit="GB", fmt=".2f")  # fmt: skip
 
     def generator(self, offset: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
         """A fresh ``torch.Generator`` seeded with ``seed + offset``."""

@@ -33,6 +33,7 @@ import hashlib
 import logging
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +107,9 @@ class SSLConfig(Presets):
             raise ValueError(f"SSLConfig.size must be divisible by 4, got {self.size}")
         if not self.lr > 0 or not self.temperature > 0:
             raise ValueError(f"need lr > 0 and temperature > 0, got {self.lr}, {self.temperature}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, SSLConfig]:

@@ -68,6 +68,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -206,6 +207,9 @@ class SVNRConfig(Presets):
             raise ValueError(
                 f"need gain >= 0, read_sigma >= 0, lr > 0; got {self.gain}, {self.read_sigma}, {self.lr}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("train_steps", "warmup", "svnr_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, SVNRConfig]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -288,6 +289,9 @@ class ViTConfig(Presets):
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("epochs",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, ViTConfig]:

@@ -23,6 +23,11 @@ CASES = {
         ["--steps", "1", "--repeats", "1", "--only", "ssl"],
         "ratio contiguous / channels_last",
     ),
+    # a dry run on the CPU: notebook 00's gpu profile with a few steps (the numbers mean nothing)
+    "gpu_check.py": (
+        ["--cpu", "--step-scale", "0.001", "--only", "00"],
+        "gpu check results written",
+    ),
     "memorization.py": (
         [
             "--generated",

@@ -81,8 +81,12 @@ def test_report_flags_notebooks_timed_under_contention(tmp_path):
             "load_average": [3.4, 2.2, 1.1], "contended": True}  # fmt: skip
     calm = {**busy, "threads": 1, "threads_chosen": "1 thread (auto: 2 cores)", "contended": False}
     nbs = [
-        rep.NotebookResult(name="03_busy", status="ok", seconds=9.0, output="a.ipynb", machine=busy),
-        rep.NotebookResult(name="04_calm", status="ok", seconds=5.0, output="b.ipynb", machine=calm),
+        rep.NotebookResult(
+            name="03_busy", status="ok", seconds=9.0, output="a.ipynb", machine=busy
+        ),
+        rep.NotebookResult(
+            name="04_calm", status="ok", seconds=5.0, output="b.ipynb", machine=calm
+        ),
         rep.NotebookResult(name="05_old", status="ok", seconds=5.0, output="c.ipynb"),
     ]
     run = rep.RunReport("laptop", "cpu", str(tmp_path), "now", nbs, {}, rep.environment())

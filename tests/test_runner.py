@@ -303,3 +303,62 @@ def test_cli_errors_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
     assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "build")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: cannot write {tmp_path / 'build' / 'x.png'}: No space left on device\n"
+
+
+def _deterministic_notebook(stem: str) -> nbformat.NotebookNode:
+    return _notebook(
+        f"from helpers import runtime\nrun = runtime.setup(PROFILE, seed=SEED, notebook={stem!r})",
+        "import os, torch\n"
+        "x = torch.rand(3, generator=run.generator(1))\n"
+        "print([round(v, 6) for v in x.tolist()])\n"
+        "run.record('total', float(x.sum()), label='sum of three draws')",
+        "print('threads', os.environ.get('COURSE_NUM_THREADS'), 'cuda', os.environ.get('CUDA_VISIBLE_DEVICES'))",
+    )
+
+
+def _cell_text(path, starts):
+    """The printed output of the code cell whose source starts with ``starts``."""
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith(starts)]
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
+def test_jobs_2_gives_the_outputs_of_jobs_1(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for stem in ("01_one", "02_two"):
+        nbformat.write(_deterministic_notebook(stem), folder / f"{stem}.ipynb")
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    one = runner.run_notebooks("smoke", out=tmp_path / "b1", jobs=1)
+    two = runner.run_notebooks("smoke", out=tmp_path / "b2", jobs=2)
+    assert one.ok and two.ok, [nb.error for nb in one.notebooks + two.notebooks]
+    assert [nb.name for nb in two.notebooks] == ["01_one", "02_two"]  # teaching order
+    for a, b in zip(one.notebooks, two.notebooks, strict=True):
+        assert a.results == b.results and a.results  # the same recorded numbers
+        paths = [tmp_path / d / "smoke" / "notebooks" / f"{a.name}.ipynb" for d in ("b1", "b2")]
+        draws = [_cell_text(p, "import os, torch") for p in paths]
+        assert draws[0] == draws[1] and draws[0].startswith("[")  # the same printed draws
+    # each parallel job ran with its share of the cores as its thread limit
+    import torch
+
+    share = str(max(1, runner._cpu_count() // 2))
+    devices = {"None"} if not torch.cuda.device_count() else {"0", "1"}
+    for nb in two.notebooks:
+        path = tmp_path / "b2" / "smoke" / "notebooks" / f"{nb.name}.ipynb"
+        threads, count, cuda, device = _cell_text(path, "print('threads'").split()
+        assert (threads, count, cuda) == ("threads", share, "cuda") and device in devices
+    assert "02_two" in (tmp_path / "b2" / "smoke" / "report.html").read_text()
+
+
+def test_job_environments_share_devices_and_cores():
+    envs = runner.job_environments(3, cuda_devices=["2", "5"], cpus=16)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
+    assert {e["COURSE_NUM_THREADS"] for e in envs} == {"5"}
+    assert runner.job_environments(4, cuda_devices=[], cpus=2)[3] == {
+        "COURSE_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    with pytest.raises(ValueError, match="jobs must be a positive int, got 0"):
+        runner.job_environments(0)
+    assert main(["run", "--profile", "smoke", "--jobs", "0", "--only", "00"]) == 2

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 from ..runtime import Presets
 
@@ -155,6 +156,9 @@ class DDPMConfig(Presets):
         if any(s > self.T for s in self.ddim_steps):
             raise ValueError(f"ddim_steps {self.ddim_steps} must not exceed T={self.T}")
 
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("train_steps", "classifier_epochs", "brain_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
+
     @classmethod
     def presets(cls) -> dict[str, DDPMConfig]:
         """One preset per profile (use ``DDPMConfig.preset(profile, **overrides)``)."""
@@ -214,6 +218,9 @@ class CondConfig(Presets):
                 f"need 0 <= cond_drop < 1, guidance >= 0, sample_steps <= T; got {self.cond_drop}, "
                 f"{self.guidance}, {self.sample_steps}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "sample_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, CondConfig]:
@@ -275,6 +282,9 @@ class SSLDiffusionExperiment(Presets):
 
     def __post_init__(self) -> None:
         _positive(self)
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("clf_epochs", "prior_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, SSLDiffusionExperiment]:
@@ -347,6 +357,9 @@ class MemorizationExperiment(Presets):
             raise ValueError(f"n_small={self.n_small} must not exceed n_large={self.n_large}")
         _divisible(self, ("size",), self.channel_mults)
 
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "gan_steps", "ssl_steps", "ddim_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
+
     @classmethod
     def presets(cls) -> dict[str, MemorizationExperiment]:
         """One preset per profile."""
@@ -414,6 +427,9 @@ class RealNoiseExperiment(Presets):
                 f"RealNoiseExperiment.datasets must start with 'brain' and hold only 'brain' and "
                 f"'histology', got {self.datasets!r}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("dip_iterations",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, RealNoiseExperiment]:
@@ -509,6 +525,9 @@ class MeasuringExperiment(Presets):
             )
         if not 0 < self.target_accuracy <= 1:
             raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("vit_epochs", "head_steps", "clf_epochs")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, MeasuringExperiment]:

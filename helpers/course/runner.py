@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -244,6 +244,67 @@ def execute(
     return time.perf_counter() - start, error
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def job_environments(
+    jobs: int, *, cuda_devices: Sequence[str] | None = None, cpus: int | None = None
+) -> list[dict[str, str]]:
+    """The kernel environment of each of ``jobs`` notebooks run at once.
+
+    With CUDA devices, job ``i`` sees one of them (``CUDA_VISIBLE_DEVICES``, round robin when
+    there are more jobs than devices); on every machine each job gets an equal share of the
+    cores as its thread limit (``COURSE_NUM_THREADS`` and ``OMP_NUM_THREADS``), so that the jobs
+    do not oversubscribe the CPU.
+
+    Parameters
+    ----------
+    jobs : int
+        Notebooks run at once (≥ 1).
+    cuda_devices : sequence of str, optional
+        Device ids to share out; default: ``$CUDA_VISIBLE_DEVICES`` when set, else every device
+        torch sees (none without CUDA).
+    cpus : int, optional
+        Cores to share out; default: those this process may run on.
+
+    Examples
+    --------
+    >>> job_environments(2, cuda_devices=["0", "1"], cpus=16)[1]
+    {'COURSE_NUM_THREADS': '8', 'OMP_NUM_THREADS': '8', 'CUDA_VISIBLE_DEVICES': '1'}
+    >>> job_environments(3, cuda_devices=[], cpus=2)[2]
+    {'COURSE_NUM_THREADS': '1', 'OMP_NUM_THREADS': '1'}
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    if cuda_devices is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            cuda_devices = [d.strip() for d in visible.split(",") if d.strip()]
+        else:
+            import torch
+
+            cuda_devices = [str(i) for i in range(torch.cuda.device_count())]
+    threads = str(max(1, (cpus if cpus is not None else _cpu_count()) // jobs))
+    out = []
+    for i in range(jobs):
+        env = {"COURSE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        if cuda_devices:
+            env["CUDA_VISIBLE_DEVICES"] = cuda_devices[i % len(cuda_devices)]
+        out.append(env)
+    return out
+
+
+def _execute_as_job(env: Mapping[str, str], *args, **kwargs) -> tuple[float, str]:
+    """:func:`execute` in a process of its own that first takes the job's environment (one
+    :func:`job_environments` entry), which the kernel it starts inherits."""
+    os.environ.update(env)
+    return execute(*args, **kwargs)
+
+
 def strip_run_metadata(path: Path) -> None:
     """Drop papermill's per-cell timing metadata so committed notebooks diff cleanly."""
     import nbformat
@@ -256,6 +317,40 @@ def strip_run_metadata(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def _start_jobs(
+    notebooks: list[Path], jobs: int, *, root: Path, in_place: bool, **kwargs
+) -> dict[Path, object]:
+    """With ``jobs`` > 1, start every notebook, at most ``jobs`` at once, each in a process of its
+    own with a free :func:`job_environments` entry; ``{notebook: future}``, else ``{}``."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    if jobs == 1 or len(notebooks) < 2:
+        return {}
+    import multiprocessing
+    import queue
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    jobs = min(jobs, len(notebooks))
+    context = multiprocessing.get_context("spawn")  # a clean process: no inherited torch state
+    free: queue.Queue[dict[str, str]] = queue.Queue()
+    for env in job_environments(jobs):
+        free.put(env)
+
+    def job(nb: Path) -> tuple[float, str]:
+        env = free.get()  # one device or core share, given back when the notebook is done
+        try:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as process:
+                output = nb if in_place else root / "notebooks" / nb.name
+                return process.submit(_execute_as_job, env, nb, output, **kwargs).result()
+        finally:
+            free.put(env)
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = {nb: pool.submit(job, nb) for nb in notebooks}
+    pool.shutdown(wait=False)  # the futures still complete; no new work is accepted
+    return futures
+
+
 def run_notebooks(
     profile: str = "auto",
     *,
@@ -264,6 +359,7 @@ def run_notebooks(
     seed: int = 0,
     in_place: bool = False,
     progress: bool = False,
+    jobs: int = 1,
 ) -> RunReport:
     """Execute the notebooks in order and write the report (``run.json``, ``report.html``).
 
@@ -281,6 +377,9 @@ def run_notebooks(
         Write the executed notebooks over the sources (to refresh committed outputs).
     progress : bool
         Show papermill's per-cell progress bar.
+    jobs : int
+        Notebooks executed at once, each in its own process with its own device or share of
+        the cores (:func:`job_environments`); one report at the end, in teaching order.
 
     Returns
     -------
@@ -300,16 +399,26 @@ def run_notebooks(
     run_id = runtime.new_run_id()
     started = _dt.datetime.now().isoformat(timespec="seconds")
     outcomes = []
-    for nb in list_notebooks(only):
+    notebooks = list_notebooks(only)
+    pending = _start_jobs(notebooks, jobs, root=root, in_place=in_place, profile=name,
+                          build=build, seed=seed, run_id=run_id)  # fmt: skip
+    for nb in notebooks:
         target = nb if in_place else root / "notebooks" / nb.name
         produced = results.path_for(root / "results", nb.stem)
-        threads = runtime.choose_threads()  # from the cores free now (COURSE_NUM_THREADS fixes it)
-        logger.info("executing %s (profile %s) with %s", nb.name, name, threads.describe())
-        seconds, error = execute(nb, target, profile=name, build=build, seed=seed,
-                                 progress=progress, run_id=run_id, threads=threads.threads)  # fmt: skip
+        if pending:  # started in parallel: wait for this one, in teaching order
+            logger.info("executing %s (profile %s) as one of %d jobs", nb.name, name, jobs)
+            seconds, error = pending[nb].result()
+            chosen = f"its job's share of the cores (--jobs {jobs})"
+        else:
+            # from the cores free now (COURSE_NUM_THREADS fixes it)
+            threads = runtime.choose_threads()
+            logger.info("executing %s (profile %s) with %s", nb.name, name, threads.describe())
+            seconds, error = execute(nb, target, profile=name, build=build, seed=seed,
+                                     progress=progress, run_id=run_id, threads=threads.threads)  # fmt: skip
+            chosen = threads.describe()
         # only what this run recorded: never an earlier or a concurrent run's numbers or figures
         recorded, figures, note = _own_results(produced, run_id, figure_dir)
-        machine = machine_of(produced, run_id) | {"threads_chosen": threads.describe()}
+        machine = machine_of(produced, run_id) | {"threads_chosen": chosen}
         if machine.get("contended"):
             logger.warning("%s: %s", nb.stem, contention_note(machine))
         if note and not error:
