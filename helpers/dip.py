@@ -155,6 +155,7 @@ class DIPConfig(Presets):
         "iters_denoise",
         "iters_sr",
         "iters_inpaint",
+        "iters_inpaint_text",
     )
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 

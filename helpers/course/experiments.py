@@ -93,6 +93,9 @@ class ViTExperiment(Presets):
         if not self.shifts or any(not isinstance(s, int) or s < 0 for s in self.shifts):
             raise ValueError(f"ViTExperiment.shifts must be ints ≥ 0, got {self.shifts!r}")
 
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("ablation_epochs", "tile_epochs")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
+
     @classmethod
     def presets(cls) -> dict[str, ViTExperiment]:
         """One preset per profile (≥ 5 seeds per variant wherever runs are compared)."""

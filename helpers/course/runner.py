@@ -391,7 +391,8 @@ def run_notebooks(
             "refresh rewrites the committed notebooks of a checkout; this kit is installed "
             f"(its notebooks are in {notebook_dir()}): clone the repository to refresh them"
         )
-    build = Path(out) if out is not None else runtime.build_dir()
+    # absolute: the kernels run in the notebooks folder, where a relative path means another place
+    build = Path(out).resolve() if out is not None else runtime.build_dir()
     root = build / name
     figure_dir = root / "figures"
     mapped = figure_map_captions()
