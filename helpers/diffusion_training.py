@@ -153,6 +153,7 @@ def train(
     ema_decay: float = 0.999,
     warmup: int = 100,
     lr_schedule: str = "cosine",
+    schedule_steps: int | None = None,
     grad_clip: float | None = 1.0,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 500,
@@ -181,6 +182,10 @@ def train(
         Decay of the weight average (with warm-up min(decay, (1 + k)/(10 + k)) at step k).
     warmup, lr_schedule : int, {"cosine", "constant"}
         Linear warm-up steps, then cosine decay to 10 % of ``lr`` or a constant rate.
+    schedule_steps : int, optional
+        Length of the learning-rate schedule (default ``steps``). Training to ``steps`` now and
+        resuming later up to ``schedule_steps`` (with the same value) retraces one run of
+        ``schedule_steps`` exactly, so its intermediate models can be evaluated on the way.
     grad_clip : float or None
         Clip the gradient norm.
     checkpoint_path : str or Path, optional
@@ -204,6 +209,10 @@ def train(
         ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
     """
     _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every)
+    if schedule_steps is not None and (
+        not isinstance(schedule_steps, int) or schedule_steps < steps
+    ):
+        raise ValueError(f"schedule_steps must be an int ≥ steps={steps}, got {schedule_steps!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if resume and checkpoint_path is None:
@@ -222,6 +231,9 @@ def train(
     start, earlier_seconds = 0, 0.0
     run_meta = {"seed": seed, "batch_size": batch_size, "lr": lr}
     run_meta |= {"schedule": schedule.kind, "T": schedule.T}
+    if schedule_steps is not None:  # a staged run: its checkpoints must share the schedule
+        run_meta["schedule_steps"] = schedule_steps
+    horizon = schedule_steps or steps
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         meta = checkpoint.load_training_state(
             checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen}
@@ -266,7 +278,7 @@ def train(
         c = cond[idx] if cond is not None else None
         y, c, _ = drop_condition(model, y, c, cond_drop, batch=batch_size, generator=gen)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, lr, steps=steps, warmup=warmup, schedule=lr_schedule)
+            group["lr"] = lr_at(step, lr, steps=horizon, warmup=warmup, schedule=lr_schedule)
         loss = diffusion_loss(model, data[idx], schedule, generator=gen, y=y, cond=c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
