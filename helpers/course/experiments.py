@@ -234,7 +234,7 @@ class SSLDiffusionExperiment(Presets):
         Training steps of the embedding prior, and the side of the grid it samples.
     """
 
-    grid: int = 6
+    grid: int = 4
     n_probe: int = 400
     n_refs: int = 12
     n_var: int = 6
