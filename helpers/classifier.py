@@ -34,6 +34,7 @@ __all__ = [
     "SCHEDULES",
     "SmallCNN",
     "accuracy",
+    "features",
     "fit",
     "predict",
     "random_shift",
@@ -276,6 +277,48 @@ def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512) ->
         for k in range(0, len(images), batch_size)
     ]
     return torch.cat(out)
+
+
+@torch.no_grad()
+def features(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """The penultimate features of a classifier: what its last linear layer ``model.head`` reads.
+
+    For a :class:`SmallCNN` these are the globally pooled activations of the last conv block,
+    ``(N, 2·width)``. A Fréchet distance on them measures how far generated images are from
+    real ones *as the classifier sees them*, the way FID uses Inception-v3's pool features.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier with a ``head`` module (its input is taken), in eval mode.
+    images : Tensor ``(N, C, H, W)``
+    batch_size : int
+
+    Returns
+    -------
+    Tensor ``(N, F)`` float32 on the CPU.
+
+    Examples
+    --------
+    >>> net = SmallCNN(1, 10, width=4, seed=0).eval()
+    >>> features(net, torch.rand(3, 1, 16, 16)).shape
+    torch.Size([3, 8])
+    """
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        raise TypeError(
+            f"features needs a classifier whose last layer is `model.head`, got {type(model).__name__}"
+        )
+    device = next(model.parameters()).device
+    model.eval()
+    caught: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda _m, args: caught.append(args[0].float().cpu()))
+    try:
+        for k in range(0, len(images), batch_size):
+            model(images[k : k + batch_size].to(device))
+    finally:
+        hook.remove()
+    return torch.cat(caught).flatten(1)
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -396,12 +396,20 @@ def ddim_step(
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     clip_x0: bool = False,
+    rederive_eps: bool = True,
 ) -> torch.Tensor:
     """One DDIM step x_t → x_{t'} with t' = ``t_prev`` < t (DDIM eq. 12).
 
     x_{t'} = √ᾱ_{t'} x̂₀ + √(1 − ᾱ_{t'} − σ²) ε̂ + σ z, with
     σ = η √((1 − ᾱ_{t'})/(1 − ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t'}); η = 0 is deterministic, η = 1 is DDPM-like.
     ``t_prev = -1`` means the end of the chain (ᾱ = 1), as diffusers' ``set_alpha_to_one=True``.
+
+    When x̂₀ is clipped, the step stays consistent by default: the direction term uses the noise
+    re-derived from the clipped x̂₀, ε̂ = (x_t − √ᾱ_t x̂₀)/√(1 − ᾱ_t), as GLIDE and OpenAI's
+    guided-diffusion do (``_predict_eps_from_xstart``) and diffusers' ``DDIMScheduler.step(...,
+    use_clipped_model_output=True)``. ``rederive_eps=False`` keeps the predicted ε̂ (diffusers'
+    default): x̂₀ then points inside ``[-1, 1]`` while the direction term still carries the
+    unclipped prediction, and with strong guidance (large, off-data ε̂) the samples break.
 
     Parameters
     ----------
@@ -415,11 +423,26 @@ def ddim_step(
     noise, generator : optional
         z for η > 0 (drawn from ``generator`` when ``noise`` is omitted).
     clip_x0 : bool
-        Clamp x̂₀ to ``[-1, 1]`` (ε̂ itself is left as predicted, as in diffusers).
+        Clamp x̂₀ to ``[-1, 1]``.
+    rederive_eps : bool
+        With ``clip_x0``: re-derive ε̂ from the clipped x̂₀ (default, consistent) or keep the
+        model's ε̂ (``False``, diffusers' ``use_clipped_model_output=False``). No effect without
+        clipping.
 
     Returns
     -------
     Tensor ``(B, C, H, W)``: x_{t'}.
+
+    Examples
+    --------
+    >>> s = Schedule.make("linear", T=1000)
+    >>> x_t, eps = torch.full((1, 1, 2, 2), 3.0), torch.full((1, 1, 2, 2), -2.0)
+    >>> round(float(predict_x0(eps, 500, x_t, s)[0, 0, 0, 0]), 2)  # far outside [-1, 1]
+    17.64
+    >>> a = ddim_step(eps, 500, 400, x_t, s, clip_x0=True)  # direction agrees with x̂₀ = 1
+    >>> b = ddim_step(eps, 500, 400, x_t, s, clip_x0=True, rederive_eps=False)
+    >>> round(float(a[0, 0, 0, 0]), 3), round(float(b[0, 0, 0, 0]), 3)
+    (2.985, -1.356)
     """
     if isinstance(eta, bool) or not isinstance(eta, int | float) or not eta >= 0:  # NaN too
         raise ValueError(f"eta must be >= 0, got {eta!r}")
@@ -437,6 +460,8 @@ def ddim_step(
     # float16, ᾱ_0 = 0.9999 rounds to 1 and 1 − ᾱ_t / (1 − ᾱ_t) would be 0/0
     ab = schedule.alpha_bars.to(x_t.device)[tt.to(x_t.device)]
     ab = ab.reshape(-1, *([1] * (x_t.ndim - 1)))
+    if clip_x0 and rederive_eps:  # the noise the clipped x̂₀ implies: (x_t − √ᾱ_t x̂₀)/√(1 − ᾱ_t)
+        eps = ((x_t.float() - ab.sqrt() * x0.float()) / (1 - ab).sqrt()).to(x_t.dtype)
     ab_prev = torch.where(
         tp >= 0, schedule.alpha_bars[tp.clamp(min=0)], torch.ones_like(schedule.alpha_bars[0])
     )
@@ -628,6 +653,7 @@ def sample(
     seed: int = 0,
     device: str | torch.device | None = None,
     clip_x0: bool = True,
+    rederive_eps: bool = True,
     variance: str = "posterior",
     spacing: str = "leading",
     progress: bool = False,
@@ -659,6 +685,9 @@ def sample(
         Default: the model's device.
     clip_x0 : bool
         Clamp x̂₀ to ``[-1, 1]`` at every step.
+    rederive_eps : bool
+        DDIM only: with ``clip_x0``, step with the ε̂ that the clipped x̂₀ implies (default; see
+        :func:`ddim_step`). DDPM's step uses only x̂₀ and x_t, so it is consistent either way.
     variance : {"posterior", "beta"}
         DDPM only. ``spacing`` : {"leading", "trailing"}, DDIM only (see :func:`ddim_timesteps`).
     progress : bool
@@ -748,7 +777,8 @@ def sample(
                 clip_x0=clip_x0,
             )
         else:
-            x = ddim_step(eps, tb, t_prev, x, schedule, eta=eta, noise=z, clip_x0=clip_x0)
+            x = ddim_step(eps, tb, t_prev, x, schedule, eta=eta, noise=z, clip_x0=clip_x0,
+                          rederive_eps=rederive_eps)  # fmt: skip
         if trajectory is not None:
             trajectory.append((t_prev, x.cpu()))
     model.train(was_training)

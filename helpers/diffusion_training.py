@@ -197,6 +197,7 @@ def train(
     ema_decay: float = 0.999,
     warmup: int = 100,
     lr_schedule: str = "cosine",
+    schedule_steps: int | None = None,
     grad_clip: float | None = 1.0,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 500,
@@ -237,6 +238,10 @@ def train(
         Decay of the weight average (with warm-up min(decay, (1 + k)/(10 + k)) at step k).
     warmup, lr_schedule : int, {"cosine", "constant"}
         Linear warm-up steps, then cosine decay to 10 % of ``lr`` or a constant rate.
+    schedule_steps : int, optional
+        Length of the learning-rate schedule (default ``steps``). Training to ``steps`` now and
+        resuming later up to ``schedule_steps`` (with the same value) retraces one run of
+        ``schedule_steps`` exactly, so its intermediate models can be evaluated on the way.
     grad_clip : float or None
         Clip the gradient norm.
     checkpoint_path : str or Path, optional
@@ -279,6 +284,8 @@ def train(
            checkpoint_every, warmup, grad_clip, seed)  # fmt: skip
     check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
     check_choice(precision, "precision", ("float32", "bf16"))
+    if schedule_steps is not None:
+        check_int(schedule_steps, "schedule_steps", minimum=steps)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     resume = checkpoint_path is not None if resume is None else resume
@@ -308,6 +315,9 @@ def train(
     start, earlier_seconds = 0, 0.0
     run_meta = {"seed": seed, "batch_size": batch_size, "lr": lr}
     run_meta |= {"schedule": schedule.kind, "T": schedule.T}
+    if schedule_steps is not None:  # a staged run: its checkpoints must share the schedule
+        run_meta["schedule_steps"] = schedule_steps
+    horizon = schedule_steps or steps
     meta = None
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
         try:
@@ -364,7 +374,7 @@ def train(
         c = cond[idx] if cond is not None else None
         y, c, _ = drop_condition(model, y, c, cond_drop, batch=batch_size, generator=gen)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, lr, steps=steps, warmup=warmup, schedule=lr_schedule)
+            group["lr"] = lr_at(step, lr, steps=horizon, warmup=warmup, schedule=lr_schedule)
         if accelerator is None:
             with autocast:
                 loss = diffusion_loss(net, data[idx], schedule, generator=gen, y=y, cond=c)

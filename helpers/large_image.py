@@ -7,6 +7,10 @@ the nearest grid embeddings; at every denoising step all windows are denoised an
 predictions averaged where they overlap (as MultiDiffusion does), so neighbouring windows agree
 and no seams appear. Naive tiling (one independent patch per grid cell) is the baseline.
 
+Whether a large image shows what was asked for is judged on its own pixels: :func:`follows_prompt`
+cuts it into patches, labels each patch (e.g. by k-NN on real patches' embeddings) and compares
+the share carrying the requested label with what an image that ignores its prompt would get.
+
 References
 ----------
 .. [1] A. Graikos et al., "Learned representation-guided diffusion models for large-image
@@ -26,16 +30,23 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .diffusion import Schedule, ddim_step, ddim_timesteps, guided_eps, to_unit
+from .metrics import bootstrap_interval
 from .validation import check_finite, check_int, check_number, check_seed
 
 __all__ = [
+    "PromptCheck",
+    "cut_patches",
+    "follows_prompt",
     "grid_conditions",
     "overlap_weights",
     "sample_large",
@@ -188,6 +199,7 @@ def sample_large(
     guidance: float = 2.0,
     seed: int = 0,
     window_batch: int = 64,
+    rederive_eps: bool = True,
     progress: bool = False,
 ) -> torch.Tensor:
     """Sample a ``(C, gh·patch, gw·patch)`` image from a grid of embeddings with DDIM (η = 0).
@@ -212,6 +224,10 @@ def sample_large(
     channels, steps, guidance, seed : int, int, float, int
     window_batch : int
         Windows per model call, ``≥ 1`` (1 gives a plain loop over windows).
+    rederive_eps : bool
+        The DDIM step clips the canvas's x̂₀ to ``[-1, 1]`` and, by default, steps with the noise
+        that the clipped x̂₀ implies (see :func:`helpers.diffusion.ddim_step`); ``False`` keeps
+        the averaged ε̂.
     progress : bool
 
     Returns
@@ -256,7 +272,8 @@ def sample_large(
                 eps[0, :, a : a + patch, b : b + patch] += (
                     e[n] * weights[k + n, a : a + patch, b : b + patch]
                 )
-        x = ddim_step(eps, torch.tensor([t]), t_prev, x, sched, clip_x0=True)
+        x = ddim_step(eps, torch.tensor([t]), t_prev, x, sched, clip_x0=True,
+                      rederive_eps=rederive_eps)  # fmt: skip
     model.train(was)
     return to_unit(x[0])
 
@@ -311,3 +328,129 @@ def seam_ratio(image: torch.Tensor, tile: int, *, offset: int = 0) -> float:
     seam = torch.cat([dy[border_y].flatten(), dx[:, border_x].flatten()])
     inner = torch.cat([dy[~border_y].flatten(), dx[:, ~border_x].flatten()])
     return float(seam.mean() / inner.mean().clamp_min(1e-12))
+
+
+# ---------------------------------------------------------------------------------------------
+# does a large image show what was asked for? (checked on its own patches)
+
+
+def cut_patches(image: torch.Tensor, patch: int, *, stride: int | None = None) -> torch.Tensor:
+    """The ``patch × patch`` crops of ``image`` ``(C, H, W)`` at ``stride`` (default ``patch``).
+
+    Returns
+    -------
+    Tensor ``(N, C, patch, patch)``, row by row.
+
+    Examples
+    --------
+    >>> cut_patches(torch.zeros(3, 64, 48), 16).shape
+    torch.Size([12, 3, 16, 16])
+    """
+    if image.ndim != 3:
+        raise ValueError(f"image must be (C, H, W), got {tuple(image.shape)}")
+    stride = stride or patch
+    if patch > min(image.shape[1:]) or stride < 1:
+        raise ValueError(f"patch {patch} must fit the image {tuple(image.shape)}, stride ≥ 1")
+    cut = image.unfold(1, patch, stride).unfold(2, patch, stride)  # (C, nh, nw, p, p)
+    return cut.permute(1, 2, 0, 3, 4).reshape(-1, image.shape[0], patch, patch)
+
+
+@dataclass(frozen=True)
+class PromptCheck:
+    """Whether generated images carry the labels they were asked for, patch by patch.
+
+    Attributes
+    ----------
+    agreement : ndarray ``(K,)``
+        Share of each image's patches whose predicted label is the one asked for.
+    chance : float
+        ``1 / num_classes``: the mean agreement of images that ignore their prompt (when each
+        label is asked for once, identical images score exactly this).
+    score : float
+        ``(mean agreement − chance) / (1 − chance)``: 1 = every patch shows what was asked for,
+        0 = no better than ignoring the prompt.
+    interval : (float, float)
+        Bootstrap 95 % interval of ``score`` (patches resampled within each image).
+    """
+
+    agreement: np.ndarray
+    chance: float
+    score: float
+    interval: tuple[float, float]
+
+    def passes(self, threshold: float = 0.5) -> bool:
+        """Whether the lower end of the interval reaches ``threshold``."""
+        return self.interval[0] >= threshold
+
+
+def follows_prompt(
+    images: Sequence[torch.Tensor],
+    labels: Sequence[int],
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    patch: int,
+    num_classes: int,
+    stride: int | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> PromptCheck:
+    """Judge images generated from prompts by the labels of their own patches.
+
+    Parameters
+    ----------
+    images : sequence of Tensor ``(C, H, W)``
+        One generated image per prompt.
+    labels : sequence of int
+        The label each prompt asked for.
+    classify : callable
+        ``classify(patches (N, C, p, p)) -> labels (N,)``, e.g. a k-NN on real patches'
+        embeddings (:func:`helpers.self_supervised.knn_predict`).
+    patch, stride : int
+        The crops judged (:func:`cut_patches`).
+    num_classes : int
+    n_boot, seed : int
+        Bootstrap of the interval.
+
+    Returns
+    -------
+    PromptCheck
+
+    Examples
+    --------
+    >>> dark = lambda p: (p.mean((1, 2, 3)) < 0.5).long()  # label 1 = dark patch
+    >>> asked = [torch.ones(1, 32, 32), torch.zeros(1, 32, 32)]  # label 0 bright, label 1 dark
+    >>> follows_prompt(asked, [0, 1], dark, patch=8, num_classes=2).score
+    1.0
+    >>> same = [torch.ones(1, 32, 32)] * 2  # ignores its prompt
+    >>> follows_prompt(same, [0, 1], dark, patch=8, num_classes=2).score
+    0.0
+    """
+    if len(images) != len(labels) or not images:
+        raise ValueError(
+            f"need one label per image, got {len(images)} images, {len(labels)} labels"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int ≥ 2, got {num_classes!r}")
+    hits = []
+    for image, label in zip(images, labels, strict=True):
+        predicted = torch.as_tensor(classify(cut_patches(image, patch, stride=stride)))
+        hits.append((predicted.cpu() == int(label)).double().numpy())
+    chance = 1 / num_classes
+
+    def score(*per_image: np.ndarray) -> float:
+        return (float(np.mean([h.mean() for h in per_image])) - chance) / (1 - chance)
+
+    # patches resampled within each image (a stratified bootstrap), images kept apart
+    which = np.concatenate([np.full(len(h), i) for i, h in enumerate(hits)])
+
+    def pooled(h: np.ndarray, w: np.ndarray) -> float:
+        return score(*(h[w == i] for i in range(len(hits))))
+
+    return PromptCheck(
+        agreement=np.array([h.mean() for h in hits]),
+        chance=chance,
+        score=score(*hits),
+        interval=bootstrap_interval(
+            pooled, np.concatenate(hits), which, strata=which, n_boot=n_boot, seed=seed
+        ),
+    )

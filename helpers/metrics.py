@@ -1,5 +1,6 @@
 """Image-quality and evaluation metrics: PSNR and SSIM, Fréchet distance on features, AUROC,
-and the similarity of embeddings to their references.
+bootstrap intervals, colour histograms, whether samples follow their references, and how many
+directions a set of features really uses.
 
 PSNR is ``10 log10(range² / MSE)`` (:func:`mse_to_psnr` is the formula, :func:`psnr` measures
 it on images, arguments ordered ``(reference, image)`` as in scikit-image, whose
@@ -8,7 +9,12 @@ Fréchet distance is the formula behind FID, on any feature vectors; the matrix 
 taken through symmetric eigen-decompositions, which stay real and accurate where a general
 ``sqrtm`` returns complex noise for nearly singular covariances. AUROC is the Mann–Whitney rank
 formula and equals scikit-learn's ``roc_auc_score``, ties included. :func:`bootstrap_interval`
-gives a percentile-bootstrap interval for any of them (or for a rate such as an accuracy).
+gives a percentile-bootstrap interval for any of them (or for a rate such as an accuracy), paired
+or stratified. :func:`follows_reference` checks on images (colour histograms, embeddings) whether
+generated variations stay closer to their own reference than to the others, measured against two
+real crops of the same tissue; a model that ignores its condition scores 0.
+:func:`participation_ratio` counts the directions a set of features spreads over (a collapsed
+encoder uses few).
 
 References
 ----------
@@ -18,6 +24,9 @@ References
    error visibility to structural similarity", IEEE TIP 13(4), 2004 (SSIM).
 .. [3] J. A. Hanley, B. J. McNeil, "The meaning and use of the area under a receiver operating
    characteristic (ROC) curve", Radiology 143(1), 1982.
+.. [4] B. Efron, R. Tibshirani, "An Introduction to the Bootstrap", Chapman & Hall, 1993.
+.. [5] P. Gao, E. Trautmann, B. Yu et al., "A theory of multineuronal dimensionality, dynamics and
+   measurement", bioRxiv 2017 (participation ratio).
 
 Examples
 --------
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -456,3 +466,197 @@ def cosine_to_reference(
     own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
     other = (s @ F.normalize(others.float(), dim=-1).T).mean()
     return float(own), float(other)
+
+
+# ---------------------------------------------------------------------------------------------
+# do generated variations follow their reference? (checked on the images)
+
+
+def color_histograms(images: ArrayLike, bins: int = 16) -> torch.Tensor:
+    """Per-channel intensity histograms of images in ``[0, 1]``, each channel summing to one.
+
+    Parameters
+    ----------
+    images : Tensor or ndarray ``(N, C, H, W)`` in ``[0, 1]``
+    bins : int
+        Equal-width bins over ``[0, 1]`` per channel.
+
+    Returns
+    -------
+    Tensor ``(N, C·bins)`` float64.
+
+    Examples
+    --------
+    >>> h = color_histograms(torch.ones(1, 3, 4, 4), bins=4)  # white: every pixel in the top bin
+    >>> h.reshape(3, 4).tolist()[0]
+    [0.0, 0.0, 0.0, 1.0]
+    """
+    x = torch.as_tensor(_numpy(images, "images"))
+    if x.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive int, got {bins!r}")
+    n, c = x.shape[:2]
+    idx = (x.clamp(0, 1) * bins).long().clamp_max(bins - 1).flatten(2)  # (N, C, HW) bin indices
+    counts = torch.zeros(n, c, bins, dtype=torch.float64).scatter_add_(
+        2, idx, torch.ones_like(idx, dtype=torch.float64)
+    )
+    return (counts / idx.shape[-1]).flatten(1)
+
+
+def histogram_distance(a: ArrayLike, b: ArrayLike, channels: int = 3) -> torch.Tensor:
+    """Total-variation distance between histograms, averaged over channels: ``(n, m)`` in ``[0, 1]``.
+
+    ``a`` ``(n, C·bins)`` and ``b`` ``(m, C·bins)`` from :func:`color_histograms`; 0 = the same
+    colour distribution, 1 = no colour in common.
+    """
+    ha, hb = torch.as_tensor(_numpy(a, "a")), torch.as_tensor(_numpy(b, "b"))
+    if ha.ndim != 2 or hb.ndim != 2 or ha.shape[1] != hb.shape[1] or ha.shape[1] % channels:
+        raise ValueError(
+            f"need histograms (n, C·bins) and (m, C·bins) with C={channels}, got {tuple(ha.shape)} and {tuple(hb.shape)}"
+        )
+    return 0.5 * (ha[:, None] - hb[None]).abs().sum(-1) / channels
+
+
+def cosine_distance(a: ArrayLike, b: ArrayLike) -> torch.Tensor:
+    """``1 − cos`` between the rows of ``a`` ``(n, D)`` and ``b`` ``(m, D)``: ``(n, m)`` in ``[0, 2]``."""
+    fa = F.normalize(torch.as_tensor(_numpy(a, "a")), dim=-1)
+    fb = F.normalize(torch.as_tensor(_numpy(b, "b")), dim=-1)
+    return 1 - fa @ fb.T
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """How much closer generated variations are to their own reference than to the others.
+
+    Attributes
+    ----------
+    own, other : float
+        Mean distance of the samples to their own reference, and to the other references.
+    real_own, real_other : float
+        The same for a second real crop of each reference's tissue (the baseline a perfect
+        conditional model would reach).
+    score : float
+        ``(other − own) / (real_other − real_own)``: 1 = samples separate the references as well
+        as real crops of the same tissue do, 0 = no better than ignoring the reference (a model
+        that ignores its condition scores 0 in expectation).
+    interval : (float, float)
+        Bootstrap 95 % interval of ``score`` over references.
+    per_reference : ndarray ``(R,)``
+        ``other − own`` of each reference, divided by the real crops' mean separation.
+    """
+
+    own: float
+    other: float
+    real_own: float
+    real_other: float
+    score: float
+    interval: tuple[float, float]
+    per_reference: np.ndarray
+
+    def passes(self, threshold: float = 0.5) -> bool:
+        """Whether the lower end of the interval reaches ``threshold`` (0.5: half the real gap)."""
+        return self.interval[0] >= threshold
+
+
+def follows_reference(
+    samples: ArrayLike,
+    references: ArrayLike,
+    real_pairs: ArrayLike,
+    distance: Callable[[ArrayLike, ArrayLike], torch.Tensor],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> ReferenceCheck:
+    """Do samples generated from a reference stay closer to it than to the other references?
+
+    Compared with the same question asked of a second real crop of each reference's tissue.
+
+    Parameters
+    ----------
+    samples : ``(R, S, F)``
+        Features of S samples per reference (colour histograms, embeddings, …).
+    references : ``(R, F)``
+        Features of the R references, ``R ≥ 2``.
+    real_pairs : ``(R, F)``
+        Features of another real crop of each reference's tissue (e.g. shifted by a few pixels).
+    distance : callable
+        ``distance(a (n, F), b (m, F)) -> (n, m)``, e.g. :func:`histogram_distance`,
+        :func:`cosine_distance`.
+    n_boot, seed : int
+        Bootstrap over references for the interval of the score.
+
+    Returns
+    -------
+    ReferenceCheck
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> refs = torch.randn(6, 8, generator=g)
+    >>> real = refs + 0.3 * torch.randn(6, 8, generator=g)
+    >>> copies = refs[:, None] + 0.3 * torch.randn(6, 4, 8, generator=g)  # follow their reference
+    >>> ignoring = torch.randn(6, 4, 8, generator=g)                      # ignore it
+    >>> l2 = lambda a, b: torch.cdist(torch.as_tensor(a), torch.as_tensor(b))
+    >>> follows_reference(copies, refs, real, l2).passes(), follows_reference(ignoring, refs, real, l2).passes()
+    (True, False)
+    """
+    s = torch.as_tensor(_numpy(samples, "samples"))
+    r = torch.as_tensor(_numpy(references, "references"))
+    p = torch.as_tensor(_numpy(real_pairs, "real_pairs"))
+    if s.ndim != 3 or r.shape != (s.shape[0], s.shape[2]) or p.shape != r.shape:
+        raise ValueError(
+            f"need samples (R, S, F), references (R, F), real_pairs (R, F); got {tuple(s.shape)}, "
+            f"{tuple(r.shape)}, {tuple(p.shape)}"
+        )
+    n_ref, n_s = s.shape[:2]
+    if n_ref < 2:
+        raise ValueError(f"need at least two references to compare with, got {n_ref}")
+    d = torch.as_tensor(distance(s.reshape(n_ref * n_s, -1), r)).double().reshape(n_ref, n_s, n_ref)
+    eye = torch.eye(n_ref, dtype=torch.bool)
+    own = torch.stack([d[i, :, i].mean() for i in range(n_ref)])
+    other = torch.stack([d[i][:, ~eye[i]].mean() for i in range(n_ref)])
+    dp = torch.as_tensor(distance(p, r)).double()  # (R, R)
+    real_own = dp.diagonal()
+    real_other = torch.stack([dp[i, ~eye[i]].mean() for i in range(n_ref)])
+    gap_s = (other - own).numpy()
+    gap_r = (real_other - real_own).numpy()
+
+    def score(gs: np.ndarray, gr: np.ndarray) -> float:
+        return float(gs.mean() / gr.mean()) if gr.mean() > 0 else float("nan")
+
+    # resample references, keeping each one's two gaps together (a paired bootstrap)
+    interval = bootstrap_interval(score, gap_s, gap_r, n_boot=n_boot, seed=seed)
+    return ReferenceCheck(
+        own=float(own.mean()),
+        other=float(other.mean()),
+        real_own=float(real_own.mean()),
+        real_other=float(real_other.mean()),
+        score=score(gap_s, gap_r),
+        interval=interval,
+        per_reference=gap_s / gap_r.mean() if gap_r.mean() > 0 else gap_s * np.nan,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# how many directions do features use?
+
+
+def participation_ratio(features: ArrayLike) -> float:
+    """``(Σ λ)² / Σ λ²`` of the eigenvalues λ of the features' covariance.
+
+    Between 1 (all variance along one direction: collapsed features) and ``D`` (spread evenly
+    over all ``D`` dimensions). Features that use few directions give high cosine similarities
+    between unrelated images.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(participation_ratio(rng.normal(size=(5000, 4))), 1)
+    4.0
+    >>> round(participation_ratio(rng.normal(size=(5000, 1)) * np.ones((1, 4))), 1)
+    1.0
+    """
+    _, sigma = feature_statistics(features)
+    lam = np.clip(np.linalg.eigvalsh((sigma + sigma.T) / 2), 0, None)
+    return float(lam.sum() ** 2 / (lam**2).sum()) if lam.sum() > 0 else float("nan")

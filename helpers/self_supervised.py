@@ -68,6 +68,7 @@ __all__ = [
     "embed",
     "info_nce",
     "knn_accuracy",
+    "knn_predict",
     "load_encoder",
     "train_encoder",
 ]
@@ -87,6 +88,11 @@ class SSLConfig(Presets):
         τ of the InfoNCE loss (0.1–0.5 in SimCLR).
     n_patches : int
         Training patches drawn from the ``"train"`` region of the histology image.
+    min_scale, flip, rotate, jitter : float, bool, bool, float
+        The views of :func:`augment`: smallest crop side, left–right flips, 90° rotations and the
+        strength of the colour jitter. The defaults make views of one tissue alike (SimCLR);
+        ``min_scale≈0.9, rotate=False`` keeps each image's identity (crops of a few pixels), as
+        a copy-detection encoder needs on images that all look alike.
     """
 
     size: int = 32
@@ -97,6 +103,10 @@ class SSLConfig(Presets):
     lr: float = 2e-3
     temperature: float = 0.2
     n_patches: int = 1024
+    min_scale: float = 0.6
+    flip: bool = True
+    rotate: bool = True
+    jitter: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("size", "width", "dim", "steps", "batch_size", "n_patches"):
@@ -107,6 +117,10 @@ class SSLConfig(Presets):
             raise ValueError(f"SSLConfig.size must be divisible by 4, got {self.size}")
         if not self.lr > 0 or not self.temperature > 0:
             raise ValueError(f"need lr > 0 and temperature > 0, got {self.lr}, {self.temperature}")
+        if not 0 < self.min_scale <= 1 or self.jitter < 0:
+            raise ValueError(
+                f"need 0 < min_scale <= 1 and jitter >= 0, got {self.min_scale}, {self.jitter}"
+            )
 
     STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
@@ -121,8 +135,20 @@ class SSLConfig(Presets):
         }
 
     def key(self) -> str:
-        """A short string naming this configuration (used in cache file names)."""
-        return "_".join(f"{v}" for v in asdict(self).values()).replace(".", "p")
+        """A short string naming this configuration (used in cache file names); the view
+        settings appear only when they differ from the defaults, so older names still hold."""
+        views = ("min_scale", "flip", "rotate", "jitter")
+        values = [v for k, v in asdict(self).items() if k not in views]
+        values += [
+            f"{k}{getattr(self, k)}" for k in views if getattr(self, k) != getattr(SSLConfig, k)
+        ]
+        return "_".join(f"{v}" for v in values).replace(".", "p")
+
+    def views(self) -> dict[str, float | bool]:
+        """The keyword arguments of :func:`augment` for this configuration."""
+        return dict(
+            min_scale=self.min_scale, flip=self.flip, rotate=self.rotate, jitter=self.jitter
+        )
 
 
 class Encoder(nn.Module):
@@ -168,7 +194,15 @@ class Encoder(nn.Module):
         return self.norm(self.fc(self.features(x).mean(dim=(2, 3))))  # (B, dim)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0.6) -> torch.Tensor:
+def augment(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    min_scale: float = 0.6,
+    flip: bool = True,
+    rotate: bool = True,
+    jitter: float = 1.0,
+) -> torch.Tensor:
     """A random view of each image: resized crop, flips, 90° rotation, colour jitter, noise.
 
     Parameters
@@ -177,7 +211,13 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0
     generator : torch.Generator
         CPU generator of every random draw.
     min_scale : float
-        Smallest crop side as a share of the image side.
+        Smallest crop side as a share of the image side (1: shifts of nothing, 0.9: a few
+        pixels of shift and zoom).
+    flip, rotate : bool
+        Random left–right flips; one random 90° rotation per batch.
+    jitter : float
+        Strength of the brightness (±20 %), contrast (±20 %) and per-channel tint (±8 %) changes
+        at 1; 0 turns them off.
 
     Returns
     -------
@@ -187,17 +227,17 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, min_scale: float = 0
     r = lambda *s: torch.rand(*s, generator=generator).to(x.device)  # noqa: E731
     scale = min_scale + (1 - min_scale) * r(b)  # crop side / image side
     cx, cy = (1 - scale) * (2 * r(b) - 1), (1 - scale) * (2 * r(b) - 1)  # crop centre in [-1, 1]
-    flip = torch.where(r(b) < 0.5, -1.0, 1.0)
+    flips = torch.where(r(b) < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=x.device)
     theta = torch.zeros(b, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = scale * flip, scale, cx, cy
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = scale * flips, scale, cx, cy
     grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     k = int(torch.randint(4, (1,), generator=generator))
-    out = torch.rot90(out, k, dims=(2, 3))
-    gain = 1 + 0.4 * (r(b, 1, 1, 1) - 0.5)  # brightness
-    tint = 1 + 0.16 * (r(b, c, 1, 1) - 0.5)  # per-channel stain variation
+    out = torch.rot90(out, k if rotate else 0, dims=(2, 3))
+    gain = 1 + 0.4 * jitter * (r(b, 1, 1, 1) - 0.5)  # brightness
+    tint = 1 + 0.16 * jitter * (r(b, c, 1, 1) - 0.5)  # per-channel stain variation
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = 1 + 0.4 * (r(b, 1, 1, 1) - 0.5)
+    contrast = 1 + 0.4 * jitter * (r(b, 1, 1, 1) - 0.5)
     out = (out - mean) * contrast + mean
     out = out * gain * tint + 0.02 * torch.randn(out.shape, generator=generator).to(x.device)
     return out.clamp(0, 1)
@@ -273,7 +313,7 @@ def train_encoder(
             g["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
         idx = torch.randint(0, len(data), (config.batch_size,), generator=gen).to(device)
         x = data[idx]
-        v1, v2 = augment(x, gen), augment(x, gen)
+        v1, v2 = augment(x, gen, **config.views()), augment(x, gen, **config.views())
         loss = info_nce(enc.head(enc(v1)), enc.head(enc(v2)), config.temperature)
         history.append(loss.item())
         if not math.isfinite(history[-1]):
@@ -307,6 +347,33 @@ def embed(
     return F.normalize(out, dim=1) if normalize else out
 
 
+def knn_predict(
+    train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, *, k: int = 5
+) -> torch.Tensor:
+    """The majority label among the ``k`` most cosine-similar ``train`` rows of each ``test`` row.
+
+    Parameters
+    ----------
+    train, test : Tensor ``(N, D)``, ``(M, D)``
+    train_labels : Tensor ``(N,)`` int64
+    k : int
+
+    Returns
+    -------
+    Tensor ``(M,)`` int64 (ties go to the smaller label).
+    """
+    if train.shape[0] != train_labels.shape[0]:
+        raise ValueError(
+            f"need one label per embedding: got {train.shape[0]} train embeddings and "
+            f"{train_labels.shape[0]} train labels"
+        )
+    check_int(k, "k", minimum=1, maximum=train.shape[0])
+    sim = F.normalize(test.float(), dim=1) @ F.normalize(train.float(), dim=1).T  # (M, N)
+    nearest = sim.topk(k, dim=1).indices  # (M, k)
+    votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(1)  # (M, classes)
+    return votes.argmax(1)
+
+
 def knn_accuracy(
     train: torch.Tensor,
     train_labels: torch.Tensor,
@@ -316,7 +383,7 @@ def knn_accuracy(
     k: int = 5,
 ) -> float:
     """k-NN probe: share of ``test`` rows whose majority label among the ``k`` most cosine-similar
-    ``train`` rows equals their own label.
+    ``train`` rows (:func:`knn_predict`) equals their own label.
 
     Parameters
     ----------
@@ -335,10 +402,7 @@ def knn_accuracy(
             f"{test_labels.shape[0]} test labels"
         )
     check_int(k, "k", minimum=1, maximum=train.shape[0])
-    sim = F.normalize(test.float(), dim=1) @ F.normalize(train.float(), dim=1).T  # (M, N)
-    nearest = sim.topk(k, dim=1).indices  # (M, k)
-    votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(1)  # (M, classes)
-    return float((votes.argmax(1) == test_labels).float().mean())
+    return float((knn_predict(train, train_labels, test, k=k) == test_labels).float().mean())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,7 +166,10 @@ def test_ddpm_mean_is_eq11_without_clipping():
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 @pytest.mark.parametrize("clip", [False, True])
-def test_ddim_step_equals_diffusers(kind, eta, clip):
+@pytest.mark.parametrize("rederive", [True, False])
+def test_ddim_step_equals_diffusers(kind, eta, clip, rederive):
+    """The default (ε̂ re-derived from the clipped x̂₀) is diffusers' ``use_clipped_model_output=
+    True``; ``rederive_eps=False`` is its default ``False``; without clipping both agree."""
     steps = 20
     s = Schedule.make(kind, T=T)
     ref = DDIMScheduler(
@@ -176,16 +179,44 @@ def test_ddim_step_equals_diffusers(kind, eta, clip):
     ours = ddim_timesteps(T, steps)
     assert ours.tolist() == ref.timesteps.tolist()
     x = torch.randn(3, 1, 8, 8, generator=_gen(7))
+    clipped_steps = 0
     for i, t in enumerate(ours.tolist()):
         eps = torch.randn(3, 1, 8, 8, generator=_gen(100 + i)) * 0.9
         noise = torch.randn(3, 1, 8, 8, generator=_gen(200 + i))
         t_prev = ours[i + 1].item() if i + 1 < steps else -1
         expected = ref.step(
-            eps, t, x, eta=eta, variance_noise=noise if eta > 0 else None
-        ).prev_sample
-        got = ddim_step(eps, t, t_prev, x, s, eta=eta, noise=noise, clip_x0=clip)
+            eps, t, x, eta=eta, variance_noise=noise if eta > 0 else None,
+            use_clipped_model_output=rederive,
+        ).prev_sample  # fmt: skip
+        kw = {} if rederive else {"rederive_eps": False}  # the default is the consistent form
+        got = ddim_step(eps, t, t_prev, x, s, eta=eta, noise=noise, clip_x0=clip, **kw)
         torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-4)
+        clipped_steps += int(diffusion.predict_x0(eps, t, x, s).abs().max() > 1)
         x = expected.float()
+    assert clipped_steps >= steps // 2  # the clipping branch is exercised at most steps
+
+
+def test_rederived_eps_differs_from_kept_eps_only_when_x0_is_clipped():
+    s = Schedule.make("linear", T=T)
+    x_t = torch.randn(4, 1, 8, 8, generator=_gen(11))
+    eps = torch.randn(4, 1, 8, 8, generator=_gen(12))
+    kept = ddim_step(eps, 600, 500, x_t, s, clip_x0=True, rederive_eps=False)
+    rederived = ddim_step(eps, 600, 500, x_t, s, clip_x0=True)
+    assert (kept - rederived).abs().max() > 0.1  # x̂₀ leaves [-1, 1] here, so they differ
+    # x̂₀ inside [-1, 1]: clipping changes nothing, and the two forms agree
+    x0 = torch.rand(4, 1, 8, 8, generator=_gen(13)) * 1.6 - 0.8
+    x_t = q_sample(x0, 600, eps, s)
+    torch.testing.assert_close(
+        ddim_step(eps, 600, 500, x_t, s, clip_x0=True),
+        ddim_step(eps, 600, 500, x_t, s, clip_x0=True, rederive_eps=False),
+    )
+    # the re-derived step lands where q_sample puts the clipped x̂₀ with the implied noise
+    x0c = diffusion.predict_x0(eps, 600, x_t * 4, s).clamp(-1, 1)
+    implied = (x_t * 4 - s.sqrt_alpha_bars[600] * x0c) / s.sqrt_one_minus_alpha_bars[600]
+    torch.testing.assert_close(
+        ddim_step(eps, 600, 500, x_t * 4, s, clip_x0=True), q_sample(x0c, 500, implied, s),
+        rtol=1e-4, atol=1e-5,
+    )  # fmt: skip
 
 
 def test_ddim_timesteps_spacings():

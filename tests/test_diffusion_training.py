@@ -99,6 +99,29 @@ def test_interrupted_and_resumed_training_ends_with_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_staged_training_retraces_one_run(tmp_path):
+    """Stopping at 5 and 9 steps of a 12-step schedule, then finishing, gives the one run."""
+    x, y = _data()
+    s = Schedule.make("linear", T=50)
+    kw = dict(schedule=s, batch_size=8, labels=y, warmup=3, seed=2, progress=False, device="cpu")
+    full = diffusion_training.train(_net(num_classes=2), x, steps=12, **kw)
+    path = tmp_path / "staged.safetensors"
+    for stop in (5, 9, 12):
+        staged = diffusion_training.train(
+            _net(num_classes=2), x, steps=stop, schedule_steps=12, checkpoint_path=path, **kw
+        )
+        assert staged.steps == stop and len(staged.loss_history) == stop
+    assert staged.loss_history == pytest.approx(full.loss_history, rel=1e-6)
+    for a, b in zip(full.ema.state_dict().values(), staged.ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="was trained with"):  # another schedule length
+        diffusion_training.train(
+            _net(num_classes=2), x, steps=12, schedule_steps=24, checkpoint_path=path, **kw
+        )
+    with pytest.raises(ValueError, match="schedule_steps must be"):
+        diffusion_training.train(_net(num_classes=2), x, steps=12, schedule_steps=6, **kw)
+
+
 def test_finished_checkpoint_is_reused_without_training(tmp_path):
     x, _ = _data(8)
     s = Schedule.make("linear", T=20)

@@ -139,6 +139,82 @@ def test_overlap_weights_gap_message_names_canvas_window_and_stride():
         large_image.overlap_weights(40, 40, positions, 16)
 
 
+def test_sample_large_consistent_clipping_is_the_default():
+    torch.manual_seed(1)
+    net = unet.UNet(
+        3, cond_dim=4, cond_mode="cross_attention", base_channels=8, channel_mults=(1, 2)
+    )
+    for p in net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    s = diffusion.Schedule.make("linear", T=20)
+    grid = torch.randn(2, 2, 4)
+    kw = dict(schedule=s, patch=8, stride=4, steps=4, guidance=3.0)
+    default = large_image.sample_large(net, grid, **kw)
+    assert torch.equal(default, large_image.sample_large(net, grid, rederive_eps=True, **kw))
+    kept = large_image.sample_large(net, grid, rederive_eps=False, **kw)
+    assert (default - kept).abs().max() > 1e-3  # strong guidance leaves [-1, 1]: the forms differ
+
+
+def test_cut_patches_order_and_errors():
+    img = torch.arange(2 * 8 * 12, dtype=torch.float32).reshape(2, 8, 12)
+    p = large_image.cut_patches(img, 4)
+    assert p.shape == (6, 2, 4, 4)
+    assert torch.equal(p[1], img[:, :4, 4:8]) and torch.equal(p[3], img[:, 4:8, :4])  # row by row
+    assert large_image.cut_patches(img, 4, stride=2).shape == (15, 2, 4, 4)
+    with pytest.raises(ValueError, match="must fit"):
+        large_image.cut_patches(img, 9)
+
+
+class _Painter(torch.nn.Module):
+    """ε-prediction oracle for large-image sampling: every window denoises towards a flat image,
+    dark where its condition's first entry is positive (``follow``) or always mid-grey texture
+    (ignores the condition)."""
+
+    def __init__(self, schedule, follow: bool):
+        super().__init__()
+        self.s, self.follow = schedule, follow
+        self.num_classes, self.cond_dim = 1, 2
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, y=None, cond=None):
+        if self.follow:
+            level = torch.where(cond[:, :1] > 0, -0.8, 0.8)[:, :, None, None]  # dark or bright
+        else:
+            level = 0.3 * torch.sign(x.mean((1, 2, 3), keepdim=True))  # set by the noise only
+        ab = self.s.alpha_bars[t].reshape(-1, 1, 1, 1)
+        return (x - ab.sqrt() * level.expand_as(x)) / (1 - ab).sqrt()
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_follows_prompt_fails_a_model_that_ignores_its_condition(follow):
+    s = diffusion.Schedule.make("linear", T=50)
+    model = _Painter(s, follow)
+    dark = lambda patches: (patches.mean((1, 2, 3)) < 0.5).long()  # noqa: E731  label 1 = dark
+    grids = {
+        0: torch.tensor([-1.0, 0.0]),
+        1: torch.tensor([1.0, 0.0]),
+    }  # label → the prior's embedding
+    images, labels = [], []
+    for seed in range(3):
+        for label, e in grids.items():
+            grid = e.expand(3, 3, 2).clone()
+            images.append(
+                large_image.sample_large(
+                    model, grid, schedule=s, patch=8, stride=4, steps=8, guidance=0.0, seed=seed
+                )
+            )
+            labels.append(label)
+    check = large_image.follows_prompt(images, labels, dark, patch=8, num_classes=2)
+    assert check.passes() is follow
+    assert check.chance == 0.5 and check.agreement.shape == (6,)
+    if follow:
+        assert check.score == 1.0
+    else:
+        assert abs(check.score) < 0.5 and check.interval[0] < 0.5
+    with pytest.raises(ValueError, match="one label per image"):
+        large_image.follows_prompt(images, labels[:2], dark, patch=8, num_classes=2)
+
+
 def _cond_net():
     return unet.UNet(1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), cond_dim=3,
                      seed=0)  # fmt: skip

@@ -347,6 +347,42 @@ def test_many_images_each_with_many_copies(batch_size):
     assert values.abs().max().item() == 0.0
 
 
+def test_relative_l2_equals_direct_numpy_and_flags_copies():
+    g = torch.Generator().manual_seed(11)
+    train = torch.rand(70, 1, 8, 8, generator=g, dtype=torch.float64)
+    gen = torch.cat([train[[5, 9]], torch.rand(6, 1, 8, 8, generator=g, dtype=torch.float64)])
+    gen[1] += 0.01 * torch.randn(1, 8, 8, generator=g, dtype=torch.float64)  # a near-copy
+    m = M.relative_l2(gen, train, n_neighbours=50)
+    d = np.linalg.norm(gen.flatten(1).numpy()[:, None] - train.flatten(1).numpy()[None], axis=-1)
+    near = np.sort(d, axis=1)
+    np.testing.assert_allclose(m.values.numpy(), near[:, 0] / near[:, :50].mean(1), rtol=1e-5)
+    assert m.indices[:2].tolist() == [5, 9] and m.values[0] == 0
+    flagged = (m.values < 0.5).tolist()
+    assert flagged == [True, True] + [False] * 6  # Carlini et al.: α = 0.5
+    # fewer training images than neighbours: all of them are used
+    few = M.relative_l2(gen, train[:10])
+    np.testing.assert_allclose(
+        few.values.numpy(), np.sort(d[:, :10], 1)[:, 0] / np.sort(d[:, :10], 1).mean(1), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="n_neighbours"):
+        M.relative_l2(gen, train, n_neighbours=0)
+
+
+def test_rate_interval_fixed_and_calibrated():
+    rng = np.random.default_rng(7)
+    values = np.r_[np.full(20, 0.999), rng.uniform(0.9, 0.98, 180)]  # 10 % near-copies
+    lo, hi = M.rate_interval(values, 0.99)
+    assert lo < 0.1 < hi and hi - lo < 0.12
+    held = rng.uniform(0.9, 0.99, 300)
+    lo_c, hi_c = M.rate_interval(values, held_out_values=held, quantile=0.99)
+    assert lo_c <= M.memorization_rate(values, M.calibrated_threshold(held)) <= hi_c
+    # distances: smaller is closer
+    lo_d, hi_d = M.rate_interval(1 - values, 0.01, above=False)
+    assert (lo_d, hi_d) == (lo, hi)
+    with pytest.raises(ValueError, match="either a fixed threshold or held_out_values"):
+        M.rate_interval(values)
+
+
 def test_non_finite_rows_are_named_instead_of_hiding_exact_copies():
     gen, train = _data(3, 10)
     train[6, 0, 1, 1] = float("nan")  # it returned -inf for every query

@@ -9,7 +9,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sklearn.metrics import roc_auc_score
 
-from helpers import metrics
+from helpers import diffusion, metrics
 
 
 def test_psnr_known_value_and_skimage():
@@ -121,6 +121,106 @@ def test_auroc_known_values_and_errors():
         metrics.auroc([0, 2], [0.1, 0.2])
     with pytest.raises(ValueError, match="entries"):
         metrics.auroc([0, 1, 1], [0.1, 0.2])
+
+
+# --- bootstrap intervals ----------------------------------------------------------------------
+
+
+def test_bootstrap_interval_shrinks_with_more_data_and_keeps_two_samples_apart():
+    rng = np.random.default_rng(5)
+    small = (rng.random(50) < 0.2).astype(float)
+    big = (rng.random(5000) < 0.2).astype(float)
+    lo, hi = metrics.bootstrap_interval(np.mean, small, n_boot=1000)
+    lo_b, hi_b = metrics.bootstrap_interval(np.mean, big, n_boot=1000)
+    assert lo <= small.mean() <= hi and lo_b <= big.mean() <= hi_b
+    assert hi_b - lo_b < (hi - lo) / 4  # ≈ 1/sqrt(100) as wide
+    # two samples of different sizes, each resampled within its own stratum
+    x, which = np.r_[np.ones(30), np.zeros(40)], np.r_[np.zeros(30), np.ones(40)]
+    d = metrics.bootstrap_interval(
+        lambda v, w: v[w == 0].mean() - v[w == 1].mean(), x, which, strata=which
+    )
+    assert d == (1.0, 1.0)
+
+
+# --- colour histograms and following the reference -------------------------------------------
+
+
+def test_color_histograms_and_distance():
+    white, black = torch.ones(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    h = metrics.color_histograms(torch.cat([white, black, white]), bins=8)
+    assert h.shape == (3, 24) and torch.allclose(
+        h.reshape(3, 3, 8).sum(-1), torch.ones(3, 3, dtype=h.dtype)
+    )
+    d = metrics.histogram_distance(h, h)
+    assert d[0, 1] == 1.0 and d[0, 2] == 0.0 and d[1, 1] == 0.0  # no colour in common / identical
+    half = torch.cat([torch.ones(1, 3, 2, 4), torch.zeros(1, 3, 2, 4)], dim=2)
+    assert metrics.histogram_distance(metrics.color_histograms(half, 8), h[:1])[
+        0, 0
+    ] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        metrics.color_histograms(torch.ones(3, 4, 4))
+
+
+class _Painter(torch.nn.Module):
+    """An ε-prediction oracle that denoises towards the image its condition encodes (``follow``),
+    or towards one of a few fixed images chosen by the starting noise (ignores the condition)."""
+
+    def __init__(self, schedule, follow: bool, library: torch.Tensor):
+        super().__init__()
+        self.s, self.follow, self.library = schedule, follow, library
+        self.num_classes, self.cond_dim = 1, library[0].numel()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, y=None, cond=None):
+        if self.follow:
+            x0 = cond.reshape(x.shape)
+        else:  # which library image depends on x only: the same for every condition
+            x0 = self.library[(x.flatten(1).sum(1) > 0).long() + 2 * (x[:, 0, 0, 0] > 0).long()]
+        ab = self.s.alpha_bars[t].reshape(-1, 1, 1, 1)
+        return (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_follows_reference_fails_a_model_that_ignores_its_condition(follow):
+    g = torch.Generator().manual_seed(0)
+    R, S = 6, 8
+    colours = torch.rand(R, 3, 1, 1, generator=g)  # each reference its own colour, plus texture
+    refs = (colours + 0.05 * torch.randn(R, 3, 8, 8, generator=g)).clamp(0, 1)
+    pairs = (colours + 0.05 * torch.randn(R, 3, 8, 8, generator=g)).clamp(0, 1)  # same tissue
+    s = diffusion.Schedule.make("linear", T=50)
+    model = _Painter(s, follow, diffusion.to_signed(refs[:4]))
+    cond = diffusion.to_signed(refs).flatten(1).repeat_interleave(S, 0)
+    samples = torch.cat([diffusion.sample(model, (1, 3, 8, 8), schedule=s, steps=10, cond=c[None], seed=k)
+                         for k, c in enumerate(cond)])  # fmt: skip
+    hist = metrics.color_histograms
+    colour = metrics.follows_reference(
+        hist(samples).reshape(R, S, -1), hist(refs), hist(pairs), metrics.histogram_distance
+    )
+    assert colour.passes() is follow
+    if follow:
+        assert colour.score > 0.9 and colour.own < colour.real_own + 0.05
+    else:  # ignoring the reference is no better than chance: score near 0
+        assert abs(colour.score) < 0.35 and colour.interval[0] < 0.5
+    assert colour.per_reference.shape == (R,)
+
+
+def test_follows_reference_errors():
+    with pytest.raises(ValueError, match="at least two references"):
+        metrics.follows_reference(
+            torch.zeros(1, 2, 3), torch.zeros(1, 3), torch.zeros(1, 3), metrics.cosine_distance
+        )
+    with pytest.raises(ValueError, match=r"samples \(R, S, F\)"):
+        metrics.follows_reference(
+            torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), metrics.cosine_distance
+        )
+
+
+def test_participation_ratio():
+    rng = np.random.default_rng(6)
+    assert metrics.participation_ratio(rng.normal(size=(4000, 8))) == pytest.approx(8, rel=0.05)
+    scales = np.array([10.0, 1.0, 1.0, 1.0])  # one dominant direction
+    pr = metrics.participation_ratio(rng.normal(size=(4000, 4)) * scales)
+    assert pr == pytest.approx((100 + 3) ** 2 / (100**2 + 3), rel=0.1)
 
 
 # --------------------------------------------------------------------------------------------

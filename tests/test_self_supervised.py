@@ -174,3 +174,36 @@ def test_pretrained_offline_messages_and_local_cache(tmp_path, monkeypatch):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in enc.model.state_dict().items())
     x = torch.rand(1, 3, 32, 32)
     assert self_supervised.embed(enc, x).shape == (1, 384)
+
+
+def test_default_config_keeps_its_cache_name_and_view_options_change_it():
+    cfg = self_supervised.SSLConfig()
+    assert (
+        cfg.key() == "32_32_64_300_96_0p002_0p2_1024"
+    )  # the name cached encoders were saved under
+    other = self_supervised.SSLConfig(min_scale=0.9, rotate=False)
+    assert other.key() == cfg.key() + "_min_scale0p9_rotateFalse"
+    assert other.views() == dict(min_scale=0.9, flip=True, rotate=False, jitter=1.0)
+    with pytest.raises(ValueError, match="min_scale"):
+        self_supervised.SSLConfig(min_scale=0.0)
+
+
+def test_identity_keeping_views_stay_close_to_the_image():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(6, 1, 16, 16, generator=g)
+    x[:, :, :, :8] += 1.0  # a left-right asymmetric image: flips and rotations move pixels far
+    x = x / 2
+    far = self_supervised.augment(x, torch.Generator().manual_seed(0))
+    near = self_supervised.augment(x, torch.Generator().manual_seed(0), min_scale=1.0, flip=False,
+                                   rotate=False, jitter=0.0)  # fmt: skip
+    assert (near - x).abs().mean() < 0.03  # only the noise is left
+    assert (far - x).abs().mean() > 3 * (near - x).abs().mean()
+
+
+def test_knn_predict_majority_of_neighbours():
+    train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.2, 0.8]])
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    pred = self_supervised.knn_predict(train, labels, torch.tensor([[1.0, 0.05], [0.0, 1.0]]), k=3)
+    assert pred.tolist() == [0, 1]
+    with pytest.raises(ValueError, match="k must be"):
+        self_supervised.knn_predict(train, labels, train, k=6)

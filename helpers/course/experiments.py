@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -114,18 +115,22 @@ class ViTExperiment(Presets):
 @dataclass(frozen=True)
 class DDPMConfig(Presets):
     """Sizes and budgets of notebook 03: the class-conditional digits model, its judge, the
-    samplers compared, the guidance sweep, and the brain-slice model.
+    samplers compared, and the guidance sweep.
 
     Attributes
     ----------
     image_size, base_channels, channel_mults, attn_resolutions : the digits U-Net.
     schedule, T : noise schedule (``"linear"`` or ``"cosine"``) and number of steps.
     train_steps, batch_size, lr, ema_decay, cond_drop : its training.
-    samples_per_class, ddpm_samples_per_class : samples drawn per digit (DDIM, DDPM).
-    guidance, guidance_sweep : the guidance weight used throughout, and the weights compared.
-    ddim_steps : DDIM step counts compared with DDPM-1000.
     classifier_epochs : training of the judge.
-    brain_n, brain_size, brain_base_channels, brain_steps, brain_batch_size : the brain model.
+    samples_per_class : samples per digit in each run of the sampler comparison (all samplers
+        draw the same batch, so their Fréchet distances and wall times compare).
+    ddpm_repeats, sampler_repeats : runs (seeds) of DDPM-1000 and of each DDIM step count.
+    ddim_steps : DDIM step counts compared with DDPM-1000.
+    guidance : guidance weight of the sampler comparison (0: the plain conditional model).
+    guidance_sweep, sweep_per_class, sweep_repeats : the weights compared, samples per digit and
+        runs per weight.
+    floor_repeats : random draws of real digits for the Fréchet distance's noise floor.
     """
 
     image_size: int = 16
@@ -139,25 +144,28 @@ class DDPMConfig(Presets):
     lr: float = 3e-3
     ema_decay: float = 0.999
     cond_drop: float = 0.1
-    samples_per_class: int = 10
-    ddpm_samples_per_class: int = 5
-    guidance: float = 0.5
-    guidance_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-    ddim_steps: tuple[int, ...] = (50, 20, 10)
     classifier_epochs: int = 8
-    brain_n: int = 256
-    brain_size: int = 32
-    brain_base_channels: int = 16
-    brain_steps: int = 600
-    brain_batch_size: int = 16
+    samples_per_class: int = 5
+    ddpm_repeats: int = 2
+    sampler_repeats: int = 5
+    ddim_steps: tuple[int, ...] = (50, 20, 10)
+    guidance: float = 0.0
+    guidance_sweep: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    sweep_per_class: int = 10
+    sweep_repeats: int = 2
+    floor_repeats: int = 20
 
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine"):
             raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
-        _divisible(self, ("image_size", "brain_size"), self.channel_mults)
+        _divisible(self, ("image_size",), self.channel_mults)
         _positive(self)
         if any(s > self.T for s in self.ddim_steps):
             raise ValueError(f"ddim_steps {self.ddim_steps} must not exceed T={self.T}")
+        if self.guidance < 0 or any(w < 0 for w in self.guidance_sweep):
+            raise ValueError(
+                f"guidance weights must be >= 0, got {self.guidance} and {self.guidance_sweep}"
+            )
 
     STEP_FIELDS: ClassVar[tuple[str, ...]] = ("train_steps", "classifier_epochs", "brain_steps")
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
@@ -166,15 +174,21 @@ class DDPMConfig(Presets):
     def presets(cls) -> dict[str, DDPMConfig]:
         """One preset per profile (use ``DDPMConfig.preset(profile, **overrides)``)."""
         return {
-            "smoke": cls(base_channels=8, train_steps=30, samples_per_class=1, ddpm_samples_per_class=1,
-                         guidance_sweep=(0.0, 1.0), classifier_epochs=1, brain_n=32, brain_size=16,
-                         brain_base_channels=8, brain_steps=20, brain_batch_size=8),
+            "smoke": cls(base_channels=8, train_steps=30, classifier_epochs=1, samples_per_class=1,
+                         ddpm_repeats=1, sampler_repeats=1, guidance_sweep=(0.0, 3.0),
+                         sweep_per_class=2, sweep_repeats=1, floor_repeats=3),
             "laptop": cls(),
             "gpu": cls(image_size=32, base_channels=64, train_steps=8000, batch_size=256, lr=1e-3,
-                       ema_decay=0.9995, samples_per_class=50, ddpm_samples_per_class=20,
-                       guidance_sweep=(0.0, 0.5, 1.0, 2.0, 4.0), classifier_epochs=20, brain_n=1024,
-                       brain_size=64, brain_base_channels=64, brain_steps=8000, brain_batch_size=128),
+                       ema_decay=0.9995, classifier_epochs=20, samples_per_class=50, ddpm_repeats=3,
+                       sampler_repeats=5, sweep_per_class=50, sweep_repeats=5, floor_repeats=50),
         }  # fmt: skip
+
+    def model_key(self) -> tuple:
+        """The settings the trained model depends on (its cache name): sampling budgets are left
+        out, so changing them keeps the model."""
+        names = ("image_size", "base_channels", "channel_mults", "attn_resolutions", "schedule",
+                 "T", "train_steps", "batch_size", "lr", "ema_decay", "cond_drop")  # fmt: skip
+        return tuple((n, getattr(self, n)) for n in names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +209,8 @@ class CondConfig(Presets):
         Share of embeddings replaced by the null (zero) embedding during training (0.1 in
         Graikos et al.).
     T, sample_steps : int
-        Diffusion steps and DDIM sampling steps. ``guidance`` : default guidance weight w.
+        Diffusion steps and DDIM sampling steps. ``guidance`` : guidance weight w of single
+        patches (2 in Graikos et al.).
     n_patches : int
         Training patches.
     """
@@ -227,12 +242,13 @@ class CondConfig(Presets):
 
     @classmethod
     def presets(cls) -> dict[str, CondConfig]:
-        """One preset per profile (use ``CondConfig.preset(profile, **overrides)``)."""
+        """One preset per profile (use ``CondConfig.preset(profile, **overrides)``). The laptop
+        model works on 16-pixel patches, small enough to train until it follows its condition."""
         return {
             "smoke": cls(size=16, base_channels=8, channel_mults=(1, 2), steps=8, batch_size=16,
                          T=100, sample_steps=4, n_patches=64),
-            "laptop": cls(size=32, base_channels=16, channel_mults=(1, 2, 2), steps=500,
-                          batch_size=32, sample_steps=20, n_patches=768),
+            "laptop": cls(size=16, base_channels=16, channel_mults=(1, 2), steps=2200,
+                          batch_size=32, sample_steps=20, n_patches=1024),
             "gpu": cls(size=64, base_channels=64, channel_mults=(1, 2, 2, 2), steps=8000,
                        batch_size=128, sample_steps=50, n_patches=8192),
         }  # fmt: skip
@@ -259,32 +275,43 @@ class SSLDiffusionExperiment(Presets):
         Patches of the k-NN probe (half to fit, half held out).
     n_refs, n_var : int
         Reference patches, and variations drawn per reference.
+    guidance_sweep : tuple of float
+        Guidance weights of the variations.
+    large_steps, large_guidance : int, float
+        DDIM steps and guidance weight of the large-image samplers (50 and 3 in Graikos et al.).
     n_real, n_test : int
         Labelled real patches of the augmentation experiment, and held-out test patches.
     k_aug : int
         Generated variations per real patch.
     aug_seeds : int
-        Classifier seeds of the augmentation experiment.
+        Classifier seeds of the augmentation experiment (≥ 5 where runs are compared).
     clf_epochs : int
-        Epochs of each patch classifier.
+        Epochs of the augmented classifier (the real-only one gets as many optimiser steps).
     prior_steps, prior_grid : int
         Training steps of the embedding prior, and the side of the grid it samples.
     """
 
     grid: int = 4
     n_probe: int = 400
-    n_refs: int = 4
+    n_refs: int = 12
     n_var: int = 6
+    guidance_sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
+    large_steps: int = 50
+    large_guidance: float = 3.0
     n_real: int = 16
     n_test: int = 300
     k_aug: int = 4
-    aug_seeds: int = 3
+    aug_seeds: int = 7
     clf_epochs: int = 15
     prior_steps: int = 600
-    prior_grid: int = 4
+    prior_grid: int = 6
 
     def __post_init__(self) -> None:
         _positive(self)
+        if self.n_refs < 2 or any(w < 0 for w in self.guidance_sweep):
+            raise ValueError(
+                f"need n_refs >= 2 and guidance weights >= 0, got {self.n_refs}, {self.guidance_sweep}"
+            )
 
     STEP_FIELDS: ClassVar[tuple[str, ...]] = ("clf_epochs", "prior_steps")
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
@@ -293,11 +320,12 @@ class SSLDiffusionExperiment(Presets):
     def presets(cls) -> dict[str, SSLDiffusionExperiment]:
         """One preset per profile."""
         return {
-            "smoke": cls(grid=4, n_probe=64, n_refs=2, n_var=3, n_real=8, n_test=64, k_aug=2,
-                         aug_seeds=2, clf_epochs=2, prior_steps=20, prior_grid=4),
+            "smoke": cls(grid=4, n_probe=64, n_refs=3, n_var=2, guidance_sweep=(0.0, 2.0),
+                         large_steps=4, n_real=8, n_test=64, k_aug=2, aug_seeds=2, clf_epochs=2,
+                         prior_steps=20, prior_grid=4),
             "laptop": cls(),
-            "gpu": cls(grid=8, n_probe=2000, n_refs=8, n_var=8, n_real=32, n_test=1000, k_aug=8,
-                       aug_seeds=5, clf_epochs=30, prior_steps=3000, prior_grid=8),
+            "gpu": cls(grid=8, n_probe=2000, n_refs=16, n_var=8, n_real=32, n_test=1000, k_aug=8,
+                       aug_seeds=10, clf_epochs=30, prior_steps=3000, prior_grid=8),
         }  # fmt: skip
 
 
@@ -307,8 +335,8 @@ class SSLDiffusionExperiment(Presets):
 
 @dataclass(frozen=True)
 class MemorizationExperiment(Presets):
-    """Sizes and budgets of notebook 05: the training sets, the diffusion model, the GAN's
-    length, the SSL encoder and the checks.
+    """Sizes and budgets of notebook 05: the training sets, the two model families and the points
+    of their training at which they are evaluated, the encoders and the checks.
 
     Attributes
     ----------
@@ -317,37 +345,49 @@ class MemorizationExperiment(Presets):
     n_small, n_large : int
         The two training sets (the large one contains the small one).
     n_held : int
-        Held-out real images (threshold calibration, FID reference), and as many fresh ones.
+        Held-out real images: threshold calibration and the FID reference.
+    n_fresh : int
+        More real images, never used for calibration: false-positive rates, FD noise level.
     n_samples : int
-        Samples drawn from each model.
-    base_channels, channel_mults, steps, batch_size, lr, ddim_steps : the diffusion models.
-    gan_steps : int
-        Training steps of each GAN.
-    ssl_width, ssl_dim, ssl_steps, ssl_batch : the SSL encoder of the feature-cosine measure.
+        Samples drawn from each model at each evaluation.
+    base_channels, channel_mults, batch_size, lr, ddim_steps : the diffusion models.
+    diffusion_stages, gan_stages : tuple of int
+        Training steps at which each diffusion model / GAN is evaluated (one run each, stopped and
+        resumed; the last entry is the full length).
+    ssl_width, ssl_dim, ssl_steps, ssl_batch, ssl_temperature : the SSL encoders.
+    ssl_min_scale : float
+        Smallest crop of the copy-detection encoder's views (identity-keeping: a few pixels).
     max_shift : int
         Shifts searched by the correlation measure.
     n_planted : int
         Copies planted among the samples to check the search.
+    n_boot, fd_splits : int
+        Bootstrap replicates of each interval; random real-vs-real splits of the FD noise level.
     """
 
     size: int = 32
     n_small: int = 24
     n_large: int = 240
-    n_held: int = 240
+    n_held: int = 480
+    n_fresh: int = 240
     n_samples: int = 240
     base_channels: int = 8
     channel_mults: tuple[int, ...] = (1, 2, 4)
-    steps: int = 1600
     batch_size: int = 16
     lr: float = 4e-3
     ddim_steps: int = 20
-    gan_steps: int = 800
+    diffusion_stages: tuple[int, ...] = (200, 400, 800, 1600)
+    gan_stages: tuple[int, ...] = (400, 800, 1600, 3200)
     ssl_width: int = 8
     ssl_dim: int = 64
-    ssl_steps: int = 200
+    ssl_steps: int = 600
     ssl_batch: int = 64
+    ssl_temperature: float = 0.1
+    ssl_min_scale: float = 0.85
     max_shift: int = 2
     n_planted: int = 16
+    n_boot: int = 1000
+    fd_splits: int = 10
 
     def __post_init__(self) -> None:
         ints = (f.name for f in fields(self) if isinstance(getattr(self, f.name), int))
@@ -358,6 +398,17 @@ class MemorizationExperiment(Presets):
             )
         if self.n_small > self.n_large:
             raise ValueError(f"n_small={self.n_small} must not exceed n_large={self.n_large}")
+        for name in ("diffusion_stages", "gan_stages"):
+            stages = getattr(self, name)
+            if not stages or any(b <= a for a, b in itertools.pairwise(stages)) or stages[0] < 1:
+                raise ValueError(
+                    f"MemorizationExperiment.{name} must be increasing positive steps, got {stages}"
+                )
+        if self.n_held + self.n_fresh < 2 * self.n_samples:
+            raise ValueError(
+                f"the FD noise level splits held-out + fresh images in two sets of n_samples: need "
+                f"n_held + n_fresh >= 2 * n_samples, got {self.n_held} + {self.n_fresh} < 2 * {self.n_samples}"
+            )
         _divisible(self, ("size",), self.channel_mults)
 
     STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "gan_steps", "ssl_steps", "ddim_steps")
@@ -367,15 +418,18 @@ class MemorizationExperiment(Presets):
     def presets(cls) -> dict[str, MemorizationExperiment]:
         """One preset per profile."""
         return {
-            "smoke": cls(size=32, n_small=8, n_large=32, n_held=32, n_samples=16, base_channels=8,
-                         channel_mults=(1, 2, 4), steps=15, batch_size=8, lr=4e-3, ddim_steps=4,
-                         gan_steps=20, ssl_width=4, ssl_dim=16, ssl_steps=3, ssl_batch=16,
-                         max_shift=2, n_planted=4),
+            "smoke": cls(size=32, n_small=8, n_large=32, n_held=32, n_fresh=32, n_samples=16,
+                         base_channels=8, channel_mults=(1, 2, 4), batch_size=8, lr=4e-3,
+                         ddim_steps=4, diffusion_stages=(5, 15), gan_stages=(10, 20), ssl_width=4,
+                         ssl_dim=16, ssl_steps=3, ssl_batch=16, max_shift=2, n_planted=4,
+                         n_boot=100, fd_splits=3),
             "laptop": cls(),
-            "gpu": cls(size=64, n_small=64, n_large=640, n_held=640, n_samples=640,
-                       base_channels=32, channel_mults=(1, 2, 2, 4), steps=6000, batch_size=64,
-                       lr=2e-3, ddim_steps=25, gan_steps=5000, ssl_width=32, ssl_dim=128,
-                       ssl_steps=1000, ssl_batch=256, max_shift=2, n_planted=32),
+            "gpu": cls(size=64, n_small=64, n_large=640, n_held=1280, n_fresh=640, n_samples=640,
+                       base_channels=32, channel_mults=(1, 2, 2, 4), batch_size=64, lr=2e-3,
+                       ddim_steps=25, diffusion_stages=(750, 1500, 3000, 6000),
+                       gan_stages=(2500, 5000, 10000, 20000), ssl_width=32, ssl_dim=128,
+                       ssl_steps=2000, ssl_batch=256, max_shift=2, n_planted=32, n_boot=2000,
+                       fd_splits=20),
         }  # fmt: skip
 
 
