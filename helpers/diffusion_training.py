@@ -110,14 +110,15 @@ def diffusion_loss(
 
 
 def _check(
-    images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every
-) -> None:
+    images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
+    check_range=True,
+) -> None:  # fmt: skip
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(
             f"images must be a (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
         )
     n = images.shape[0]
-    if float(images.min()) < -1.001 or float(images.max()) > 1.001:
+    if check_range and (float(images.min()) < -1.001 or float(images.max()) > 1.001):
         raise ValueError(
             f"images must lie in [-1, 1] (use diffusion.to_signed), got [{float(images.min()):.3g}, {float(images.max()):.3g}]"
         )
@@ -160,6 +161,7 @@ def train(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    check_range: bool = True,
 ) -> TrainResult:
     """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
 
@@ -197,13 +199,17 @@ def train(
         Default: the model's device.
     progress : bool
         Show a progress bar with the loss.
+    check_range : bool
+        Insist that ``images`` lie in ``[-1, 1]`` (default). ``False`` for data without a fixed
+        range, such as an autoencoder's latents scaled to unit variance (:mod:`helpers.latent`).
 
     Returns
     -------
     TrainResult
         ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
     """
-    _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every)
+    _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
+           check_range)  # fmt: skip
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if resume and checkpoint_path is None:

@@ -121,3 +121,22 @@ def test_auroc_known_values_and_errors():
         metrics.auroc([0, 2], [0.1, 0.2])
     with pytest.raises(ValueError, match="entries"):
         metrics.auroc([0, 1, 1], [0.1, 0.2])
+
+
+def test_bootstrap_interval_covers_the_rate_and_is_seeded():
+    hits = np.array([1] * 30 + [0] * 70)
+    lo, hi = metrics.bootstrap_interval(hits, seed=0)
+    assert lo < 0.3 < hi and hi - lo < 0.25
+    # the normal approximation's ±1.96·sqrt(p(1−p)/n) is close for a rate like this
+    half = 1.96 * np.sqrt(0.3 * 0.7 / 100)
+    assert abs((hi - lo) / 2 - half) < 0.02
+    assert metrics.bootstrap_interval(hits, seed=0) == (lo, hi)
+    diff = metrics.bootstrap_interval(hits, 1 - hits, statistic=lambda a, b: a.mean() - b.mean())
+    assert diff[0] < -0.4 < diff[1] < 0
+    assert metrics.bootstrap_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="statistic"):
+        metrics.bootstrap_interval(hits, hits)
+    with pytest.raises(ValueError, match="level"):
+        metrics.bootstrap_interval(hits, level=1.5)
+    with pytest.raises(ValueError, match="needs values"):
+        metrics.bootstrap_interval([])
