@@ -7,7 +7,7 @@ ONLY ?=
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup figures test test-unit test-notebooks site lab bench lint refresh-notebooks doctor clean
+.PHONY: help setup figures test test-unit test-notebooks site lab bench lint refresh-notebooks doctor assign prepare-notebooks clean
 
 help:
 	@echo "make figures [PROFILE=smoke|laptop|gpu]   run every notebook, write build/<profile>/report.html"
@@ -17,13 +17,15 @@ help:
 	@echo "make bench                                time the hot paths against their baselines"
 	@echo "make refresh-notebooks [ONLY=01]          re-run notebooks in place under the laptop profile"
 	@echo "make doctor                               check the environment and print fixes"
+	@echo "make assign                               student and instructor editions + autograder → build/assign"
+	@echo "make prepare-notebooks                    Colab/Binder links and the install step in every notebook"
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,site]"
+	$(PY) -m pip install --quiet -e ".[dev,site,grading]"
 	@touch $(STAMP)
 
 figures: $(STAMP)
@@ -60,6 +62,12 @@ refresh-notebooks: $(STAMP)
 
 doctor: $(STAMP)
 	$(PY) -m helpers doctor
+
+assign: $(STAMP)
+	$(PY) -m helpers assign $(if $(ONLY),--only $(ONLY))
+
+prepare-notebooks: $(STAMP)
+	$(PY) -m helpers prepare-notebooks
 
 clean:
 	rm -rf build .pytest_cache

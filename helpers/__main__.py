@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers run|refresh|doctor|report``."""
+"""Command line: ``python -m helpers run|refresh|doctor|site|notebooks|prepare-notebooks|assign|grade``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import logging
 import sys
 
 from .course import doctor, runner
+
+
+def _oserror(err: OSError) -> str:
+    """One line naming the path: ``cannot write build/x: No space left on device``."""
+    path = err.filename or ""
+    reason = err.strerror or str(err)
+    return f"error: cannot write {path}: {reason}" if path else f"error: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +37,32 @@ def main(argv: list[str] | None = None) -> int:
     p_site.add_argument(
         "--notebooks-from", default=None, help="folder of executed notebooks (default notebooks/)"
     )
+    p_nbs = sub.add_parser(
+        "notebooks", help="copy the notebooks and course files into a folder (works installed)"
+    )
+    p_nbs.add_argument("dest", help="destination folder")
+    p_nbs.add_argument(
+        "--overwrite", action="store_true", help="replace notebooks already there (default: keep)"
+    )
+    p_prep = sub.add_parser(
+        "prepare-notebooks",
+        help="put the Colab/Binder links and the install step into every notebook (idempotent)",
+    )
+    p_prep.add_argument("paths", nargs="*", help="notebooks (default: every course notebook)")
+    p_prep.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 when something would change"
+    )
+    p_assign = sub.add_parser(
+        "assign", help="student and instructor editions with an autograder (otter-grader)"
+    )
+    p_assign.add_argument("--out", default=None, help="output folder (default build/assign)")
+    p_assign.add_argument("--only", action="append", help="notebook prefix or name")
+    p_grade = sub.add_parser(
+        "grade", help="grade submitted notebooks of the student edition locally (no Docker)"
+    )
+    p_grade.add_argument("submissions", nargs="+", help="answered student notebooks")
+    p_grade.add_argument("--autograder", default=None, help="autograder zip (default: by name)")
+    p_grade.add_argument("--profile", default="smoke", help="profile to execute under (smoke)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)
@@ -51,10 +84,60 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             index = website.build_site(args.out, notebooks_from=args.notebooks_from)
-        except (RuntimeError, FileNotFoundError) as err:
+        except (RuntimeError, FileNotFoundError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
+        except OSError as err:
+            print(_oserror(err), file=sys.stderr)
+            return 1
         print(f"site: {index}")
+        return 0
+
+    if args.command == "notebooks":
+        written = runner.copy_notebooks(args.dest, overwrite=args.overwrite)
+        print(f"copied {len(written)} files into {args.dest}")
+        return 0
+
+    if args.command == "prepare-notebooks":
+        from pathlib import Path
+
+        from .course import launch
+
+        try:
+            changed = launch.prepare_notebooks(
+                [Path(p) for p in args.paths] or None, check=args.check
+            )
+        except (ValueError, LookupError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        verb = "would change" if args.check else "changed"
+        for path in changed:
+            print(f"{verb}: {path}")
+        print(f"{len(changed)} files {verb}")
+        return 1 if args.check and changed else 0
+
+    if args.command == "assign":
+        from .course import assign
+
+        try:
+            written = assign.assign(args.out, only=args.only)
+        except (ValueError, LookupError, RuntimeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for a in written:
+            print(f"{a.stem}: {len(a.questions)} exercises → {a.student.parent.parent}")
+        print("student/ (hand out), instructor/ (solutions), autograder/ (zip for otter run)")
+        return 0
+
+    if args.command == "grade":
+        from .course import assign
+
+        for submission in args.submissions:
+            try:
+                print(assign.grade(submission, args.autograder, profile=args.profile))
+            except (ValueError, FileNotFoundError, RuntimeError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
         return 0
 
     in_place = args.command == "refresh"
@@ -68,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(_oserror(err), file=sys.stderr)
         return 2
     for nb in report.notebooks:
         print(f"{nb.status:>6}  {nb.seconds:7.1f} s  {len(nb.figures):2d} figures  {nb.name}")

@@ -38,6 +38,10 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.ndim != 4:
             raise ValueError(f"{name} must have shape (B, H, N, d), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if q.shape[-1] < 1 or v.shape[-1] < 1:
+        raise ValueError(f"q, k and v need at least one feature per head, got q {tuple(q.shape)}")
     if q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3] or q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"q, k, v shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
@@ -91,6 +95,9 @@ def score_bytes(
     n_tokens: int, *, batch: int = 1, heads: int = 1, dtype: torch.dtype = torch.float32
 ) -> int:
     """Bytes of the ``(B, H, N, N)`` score matrix the explicit path materialises (analytic)."""
+    for name, value in (("n_tokens", n_tokens), ("batch", batch), ("heads", heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
     return batch * heads * n_tokens * n_tokens * itemsize
 
@@ -194,6 +201,8 @@ def dilated_attention(
             f"dilated attention is self-attention: q has {q.shape[2]} tokens, k {k.shape[2]}"
         )
     branches = check_branches(segment_lengths, dilation_rates)
+    if q.shape[2] == 0:  # no tokens: nothing to attend, an empty output
+        return q.new_zeros(*q.shape[:3], v.shape[-1])
     outs, lses = zip(*(_branch(q, k, v, w, r) for w, r in branches), strict=True)
     lse = torch.stack(lses)  # (n_branches, B, H, N)
     covered = torch.isfinite(lse).any(dim=0, keepdim=True)
@@ -212,9 +221,15 @@ def dilated_score_bytes(
     dtype: torch.dtype = torch.float32,
 ) -> int:
     """Bytes of the score blocks dilated attention materialises: ``Σ B·H·(N/w)·(w/r)²`` (analytic)."""
+    for name, value in (("n_tokens", n_tokens), ("batch", batch), ("heads", heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
     total = 0
-    for w, r in check_branches(segment_lengths, dilation_rates):
+    branches = check_branches(segment_lengths, dilation_rates)
+    if n_tokens == 0:
+        return 0
+    for w, r in branches:
         w = min(w, math.ceil(n_tokens / r) * r)
         total += math.ceil(n_tokens / w) * (w // r) ** 2
     return batch * heads * total * itemsize

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .runtime import detect_device, seeded
+from .validation import as_device, check_finite, check_floating, check_int, check_seed
 
 __all__ = [
     "SCHEDULES",
@@ -91,11 +93,15 @@ def _check_data(images: torch.Tensor, labels: torch.Tensor, num_classes: int | N
         )
     if labels.dtype != torch.long:
         raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
-    if (
-        num_classes is not None
-        and labels.numel()
-        and (labels.min() < 0 or labels.max() >= num_classes)
-    ):
+    if images.numel() == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}); need at least one image")
+    check_floating(
+        images, "images", "convert integer images to [0, 1] first, e.g. images.float() / 255"
+    )
+    check_finite(images, "images")
+    if int(labels.min()) < 0:
+        raise ValueError(f"labels must be class indices ≥ 0, got {int(labels.min())}")
+    if num_classes is not None and int(labels.max()) >= num_classes:
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got {int(labels.min())}…{int(labels.max())}"
         )
@@ -115,6 +121,7 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place to classify ``images`` with cross-entropy; the kit's one loop.
 
@@ -142,6 +149,10 @@ def fit(
         Default: where the model is.
     progress : bool
         Show a progress bar with the loss.
+    callback : callable, optional
+        Called as ``callback(epoch, model)`` after each epoch (``epoch`` counts from 1), with the
+        model in eval mode and gradients off (e.g. to measure a learning curve on held-out data);
+        training then resumes in train mode.
 
     Returns
     -------
@@ -154,12 +165,14 @@ def fit(
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if not lr > 0 or weight_decay < 0 or not isinstance(max_shift, int) or max_shift < 0:
+    if not lr > 0 or not weight_decay >= 0 or not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(
             f"need lr > 0, weight_decay ≥ 0 and an int max_shift ≥ 0; got {lr}, {weight_decay}, {max_shift!r}"
         )
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    check_seed(seed)
+    device = as_device(device) or next(model.parameters()).device
     model.to(device)
+    dtype = next(model.parameters()).dtype  # float16 images feed a float32 model, and so on
     gen = torch.Generator().manual_seed(seed)
     n = images.shape[0]
     total = epochs * math.ceil(n / batch_size)
@@ -177,7 +190,7 @@ def fit(
     losses: list[float] = []
     model.train()
     bar = tqdm(range(epochs), disable=not progress, desc="classifier")
-    for _ in bar:
+    for epoch in bar:
         order = torch.randperm(n, generator=gen)
         running = 0.0
         for start in range(0, n, batch_size):
@@ -185,7 +198,12 @@ def fit(
             x = images[idx]
             if max_shift:
                 x = random_shift(x, max_shift, gen)
-            loss = F.cross_entropy(model(x.to(device)), labels[idx].to(device))
+            loss = F.cross_entropy(model(x.to(device, dtype)), labels[idx].to(device))
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(
+                    f"the classifier loss became {loss.item()} in epoch {len(losses) + 1} of "
+                    f"{epochs} (batch from image {start}); lower lr"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -193,6 +211,11 @@ def fit(
             running += loss.item() * len(idx)
         losses.append(running / n)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if callback is not None:
+            model.eval()
+            with torch.no_grad():
+                callback(epoch + 1, model)
+            model.train()
     model.eval()
     return losses
 
@@ -232,10 +255,11 @@ def train_classifier(
     SmallCNN
         In eval mode.
     """
+    check_int(num_classes, "num_classes", minimum=1, none_ok=True)  # 0 is not "from the labels"
     _check_data(images, labels, num_classes)
-    num_classes = num_classes or int(labels.max()) + 1
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     net = SmallCNN(images.shape[1], num_classes, seed=seed)
-    net.to(torch.device(device) if device is not None else detect_device())
+    net.to(as_device(device) or detect_device())
     fit(net, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, schedule="onecycle",
         max_shift=1 if augment else 0, seed=seed, progress=progress)  # fmt: skip
     return net.eval()
@@ -244,6 +268,7 @@ def train_classifier(
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
     """Predicted class of each image, ``(N,)`` int64 on the CPU (model in eval mode)."""
+    check_int(batch_size, "batch_size", minimum=1)
     device = next(model.parameters()).device
     model.eval()
     out = [

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .validation import check_floating, check_int, check_number, check_tensor
+
 
 def check_image(x: torch.Tensor, name: str) -> None:
     if not isinstance(x, torch.Tensor):
@@ -42,10 +44,14 @@ def check_image(x: torch.Tensor, name: str) -> None:
 
 
 def lanczos_kernel(factor: int, *, support: int = 2) -> torch.Tensor:
-    """The separable Lanczos kernel used for downsampling by ``factor`` (phase 0.5).
+    """The separable Lanczos kernel used for downsampling by ``factor``.
 
     Weight at distance ``d`` (in low-resolution pixels) is ``sinc(d) · sinc(d / support)``,
-    sampled at ``d = (k + 0.5) / factor``, normalised to sum 1.
+    normalised to sum 1, centred on the centre of a ``factor × factor`` block: for an even factor
+    that centre falls between two pixels (phase 0.5, ``d = (k + 0.5) / factor``, an even width
+    ``2 · support · factor``, as the reference code); for an odd factor it is a pixel, so the
+    kernel has the odd width ``2 · support · factor + 1`` (``d = k / factor``). Either way
+    :class:`LanczosDownsampler` maps ``H`` to exactly ``H / factor``.
 
     Parameters
     ----------
@@ -57,7 +63,7 @@ def lanczos_kernel(factor: int, *, support: int = 2) -> torch.Tensor:
     Returns
     -------
     Tensor
-        ``(2 · support · factor, 2 · support · factor)`` float64, sums to 1.
+        ``(w, w)`` float64 with ``w = 2 · support · factor`` (``+ 1`` for odd factors), sums to 1.
 
     References
     ----------
@@ -73,8 +79,8 @@ def lanczos_kernel(factor: int, *, support: int = 2) -> torch.Tensor:
         raise ValueError(f"factor must be an int ≥ 2, got {factor!r}")
     if support not in (2, 3):
         raise ValueError(f"support must be 2 or 3, got {support!r}")
-    width = 2 * support * factor
-    d = (np.arange(width) - (width - 1) / 2) / factor  # (k + 0.5) / factor, symmetric
+    width = 2 * support * factor + factor % 2  # odd factors: centred on a pixel
+    d = (np.arange(width) - (width - 1) / 2) / factor  # (k + 0.5) / factor or k / factor
     w1 = np.sinc(d) * np.sinc(d / support)
     k = np.outer(w1, w1)
     return torch.from_numpy(k / k.sum())
@@ -102,13 +108,17 @@ class LanczosDownsampler(nn.Module):
     def __init__(self, factor: int, *, channels: int = 3, support: int = 2) -> None:
         super().__init__()
         kernel = lanczos_kernel(factor, support=support).float()
+        check_int(channels, "channels", minimum=1)
         self.factor = factor
         self.channels = channels
-        self.pad = (kernel.shape[0] - factor) // 2
+        self.pad = (kernel.shape[0] - factor) // 2  # exact: width − factor is even
         self.register_buffer("weight", kernel.expand(channels, 1, *kernel.shape).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", ndim=4, floating=True, layout="(B, C, H, W)")
         h, w = x.shape[-2:]
+        if h < 1 or w < 1:
+            raise ValueError(f"image size {h}×{w} is empty")
         if h % self.factor or w % self.factor:
             raise ValueError(f"image size {h}×{w} is not divisible by the factor {self.factor}")
         if x.shape[1] != self.channels:
@@ -137,8 +147,11 @@ def add_noise(
     generator : torch.Generator, optional
         Source of the noise (CPU generator; the noise is drawn on the CPU).
     """
-    if sigma < 0:
-        raise ValueError(f"sigma must be ≥ 0, got {sigma}")
+    check_number(sigma, "sigma", low=0)
+    check_tensor(image, "image")
+    check_floating(
+        image, "image", "convert integer images to [0, 1] first, e.g. image.float() / 255"
+    )
     noise = torch.randn(image.shape, generator=generator, dtype=torch.float32)
     return image + sigma * noise.to(image.device)
 
@@ -149,6 +162,10 @@ def random_mask(
     """A ``(1, 1, H, W)`` mask with 1 = known pixel; each pixel missing with the given probability."""
     if not 0 <= fraction_missing < 1:
         raise ValueError(f"fraction_missing must be in [0, 1), got {fraction_missing}")
+    if not isinstance(shape, tuple | list) or len(shape) != 2:
+        raise ValueError(f"shape must be (H, W), got {shape!r}")
+    for name, side in zip(("H", "W"), shape, strict=True):
+        check_int(side, f"mask {name}", minimum=1)
     u = torch.rand((1, 1, *shape), generator=generator)
     return (u >= fraction_missing).float()
 
@@ -171,9 +188,10 @@ def text_mask(
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    if size < 16:
-        raise ValueError(f"size must be at least 16, got {size}")
-    font_size = font_size or max(size // 5, 8)
+    check_int(size, "size", minimum=16)
+    check_int(font_size, "font_size", minimum=1, none_ok=True)
+    check_int(stroke, "stroke", minimum=0)
+    font_size = max(size // 5, 8) if font_size is None else font_size
     canvas = Image.new("L", (size, size), 255)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=font_size)

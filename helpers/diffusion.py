@@ -47,6 +47,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .validation import as_device, check_choice, check_finite, check_int, check_number, check_seed
+
 __all__ = [
     "Schedule",
     "classifier_free_guidance",
@@ -267,6 +269,12 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
         raise TypeError(
             f"{na} and {nb} must be tensors, got {type(a).__name__} and {type(b).__name__}"
         )
+    for name, x in ((na, a), (nb, b)):
+        if not x.is_floating_point():
+            raise TypeError(
+                f"{name} must be a floating-point tensor in the model's [-1, 1] space, got dtype "
+                f"{x.dtype}; convert images with to_signed(images.float() / 255)"
+            )
     if a.shape != b.shape:
         raise ValueError(
             f"{na} and {nb} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -413,8 +421,8 @@ def ddim_step(
     -------
     Tensor ``(B, C, H, W)``: x_{t'}.
     """
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    if isinstance(eta, bool) or not isinstance(eta, int | float) or not eta >= 0:  # NaN too
+        raise ValueError(f"eta must be >= 0, got {eta!r}")
     _check_pair(eps, x_t, "eps", "x_t")
     tt = _timesteps(t, x_t.shape[0], schedule)
     tp = _timesteps(t_prev, x_t.shape[0], schedule, "t_prev", allow_minus_one=True)
@@ -425,19 +433,23 @@ def ddim_step(
     x0 = predict_x0(eps, tt, x_t, schedule)
     if clip_x0:
         x0 = x0.clamp(-1, 1)
-    ab = _gather(schedule.alpha_bars, tt, x_t)
+    # the schedule's terms in its own precision (float32), cast to x_t's dtype at the end: in
+    # float16, ᾱ_0 = 0.9999 rounds to 1 and 1 − ᾱ_t / (1 − ᾱ_t) would be 0/0
+    ab = schedule.alpha_bars.to(x_t.device)[tt.to(x_t.device)]
+    ab = ab.reshape(-1, *([1] * (x_t.ndim - 1)))
     ab_prev = torch.where(
         tp >= 0, schedule.alpha_bars[tp.clamp(min=0)], torch.ones_like(schedule.alpha_bars[0])
     )
-    ab_prev = ab_prev.to(x_t.device, x_t.dtype).reshape(ab.shape)
+    ab_prev = ab_prev.to(x_t.device).reshape(ab.shape)
     sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
-    x_prev = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    coef_x0, coef_eps = ab_prev.sqrt(), (1 - ab_prev - sigma**2).clamp(min=0).sqrt()
+    x_prev = coef_x0.to(x_t.dtype) * x0 + coef_eps.to(x_t.dtype) * eps
     if eta > 0:
         if noise is None:
             noise = _randn_like(x_t, generator)
         else:
             _check_pair(noise, x_t, "noise", "x_t")
-        x_prev = x_prev + sigma * noise
+        x_prev = x_prev + sigma.to(x_t.dtype) * noise
     return x_prev
 
 
@@ -453,7 +465,7 @@ def ddim_timesteps(T: int, steps: int, *, spacing: str = "leading") -> torch.Ten
     Tensor ``(steps,)`` int64.
     """
     _check_T(T)
-    if not isinstance(steps, int) or not 1 <= steps <= T:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an int in [1, T={T}], got {steps!r}")
     if spacing == "leading":
         return torch.arange(steps - 1, -1, -1, dtype=torch.long) * (T // steps)
@@ -468,13 +480,28 @@ def ddim_timesteps(T: int, steps: int, *, spacing: str = "leading") -> torch.Ten
 # value ranges
 
 
+def _check_float_images(x: torch.Tensor, name: str, scale: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor {scale}, got dtype {x.dtype}")
+
+
 def to_signed(x: torch.Tensor) -> torch.Tensor:
-    """Images in ``[0, 1]`` → ``[-1, 1]``, the range the models are trained in."""
+    """Images in ``[0, 1]`` → ``[-1, 1]``, the range the models are trained in.
+
+    Raises
+    ------
+    TypeError
+        For integer images (``uint8`` would wrap around): pass ``x.float() / 255``.
+    """
+    _check_float_images(x, "x", "in [0, 1] (for uint8 images pass x.float() / 255)")
     return x * 2 - 1
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
     """Samples in ``[-1, 1]`` → images in ``[0, 1]`` (clamped)."""
+    _check_float_images(x, "x", "in [-1, 1]")
     return ((x + 1) / 2).clamp(0, 1)
 
 
@@ -617,7 +644,8 @@ def sample(
         ``(B, C, H, W)`` of the result.
     schedule : Schedule
     steps : int, optional
-        DDIM steps (default 50); for DDPM it must be ``None`` or ``schedule.T``.
+        DDIM steps (default ``None``: 50, or ``T`` when smaller; ``0`` is an error); for DDPM it
+        must be ``None`` or ``schedule.T``.
     sampler : {"ddim", "ddpm"}
     eta : float
         DDIM's η (0: deterministic).
@@ -657,27 +685,42 @@ def sample(
     >>> tuple(x.shape), bool(x.min() >= 0 and x.max() <= 1)
     ((2, 1, 8, 8), True)
     """
-    if sampler not in ("ddim", "ddpm"):
-        raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
-    if len(shape) < 3:
-        raise ValueError(f"shape must be (B, C, H, W), got {shape}")
+    check_choice(sampler, "sampler", ("ddim", "ddpm"))
+    if not isinstance(shape, tuple | list) or len(shape) < 3:
+        raise ValueError(f"shape must be (B, C, H, W), got {shape!r}")
+    check_int(shape[0], "shape[0] (the number of samples)", minimum=0)
+    for k, side in enumerate(shape[1:], 1):
+        check_int(side, f"shape[{k}]", minimum=1)
+    want = getattr(model, "in_channels", None)
+    if isinstance(want, int) and shape[1] != want:
+        raise ValueError(f"shape {tuple(shape)} has {shape[1]} channels, the model takes {want}")
     if sampler == "ddpm" and steps not in (None, schedule.T):
         raise ValueError(
             f"DDPM visits every step: steps must be None or T={schedule.T}, got {steps}"
         )
+    check_number(guidance, "guidance")
+    check_number(eta, "eta", low=0)
+    check_seed(seed)
     for name, c in (("y", y), ("cond", cond)):
         if c is not None and c.shape[0] != shape[0]:
             raise ValueError(f"{name} has {c.shape[0]} rows but shape asks for {shape[0]} samples")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if cond is not None:
+        check_finite(cond, "cond")
+    device = as_device(device) or next(model.parameters()).device
+    # the chain runs in float32 whatever the network's precision (bfloat16, float16): each call
+    # gets x in the network's dtype and its ε̂ comes back to float32
+    net_dtype = next(model.parameters()).dtype
     schedule = schedule.to(device)
     y = y.to(device) if y is not None else None
-    cond = cond.to(device) if cond is not None else None
+    cond = cond.to(device, net_dtype) if cond is not None else None
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=gen).to(device)
+    x = torch.randn(tuple(shape), generator=gen).to(device)
     ts = (
         torch.arange(schedule.T - 1, -1, -1)
         if sampler == "ddpm"
-        else ddim_timesteps(schedule.T, steps or 50, spacing=spacing)
+        else ddim_timesteps(
+            schedule.T, min(50, schedule.T) if steps is None else steps, spacing=spacing
+        )
     )
     t_prevs = torch.cat([ts[1:], torch.tensor([-1])])
     trajectory = [(schedule.T, x.cpu())] if return_trajectory else None
@@ -687,7 +730,8 @@ def sample(
         list(zip(ts.tolist(), t_prevs.tolist(), strict=True)), disable=not progress, desc=sampler
     ):
         tb = torch.full((shape[0],), t, device=device, dtype=torch.long)
-        eps = guided_eps(model, x, tb, y=y, cond=cond, guidance=guidance)
+        eps = guided_eps(model, x.to(net_dtype), tb, y=y, cond=cond, guidance=guidance)
+        eps = eps.to(x.dtype)
         z = (
             torch.randn(shape, generator=gen).to(device)
             if (sampler == "ddpm" and t > 0) or eta > 0
@@ -708,5 +752,10 @@ def sample(
         if trajectory is not None:
             trajectory.append((t_prev, x.cpu()))
     model.train(was_training)
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(
+            "sampling produced NaN or Inf: the network returns non-finite predictions (a "
+            "diverged or damaged model?)"
+        )
     out = to_unit(x) if as_images else x
     return (out, trajectory) if return_trajectory else out

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,16 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .diffusion import Schedule, drop_condition, q_sample
 from .optim import LR_SCHEDULES, ema_decay_at, ema_update, lr_at
+from .validation import (
+    as_device,
+    check_choice,
+    check_finite,
+    check_floating,
+    check_int,
+    check_number,
+    check_seed,
+    check_tensor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,34 +121,52 @@ def diffusion_loss(
 
 
 def _check(
-    images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
-    check_range=True,
+    model, images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
+    warmup, grad_clip, seed, check_range=True,
 ) -> None:  # fmt: skip
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(
-            f"images must be a (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}"
-        )
+    check_tensor(images, "images", ndim=4, nonempty=True, layout="(N, C, H, W)")
+    check_floating(
+        images, "images", "scale integer images into [-1, 1] first, e.g. "
+        "diffusion.to_signed(images.float() / 255)",
+    )  # fmt: skip
+    check_finite(images, "images")
     n = images.shape[0]
     if check_range and (float(images.min()) < -1.001 or float(images.max()) > 1.001):
         raise ValueError(
             f"images must lie in [-1, 1] (use diffusion.to_signed), got [{float(images.min()):.3g}, {float(images.max()):.3g}]"
         )
     for name, c in (("labels", labels), ("cond", cond)):
-        if c is not None and c.shape[0] != n:
-            raise ValueError(f"{name} has {c.shape[0]} rows for {n} images")
-    if labels is not None and labels.dtype != torch.long:
-        raise TypeError(f"labels must be int64 class indices, got {labels.dtype}")
+        if c is not None:
+            check_tensor(c, name, nonempty=True)
+            if c.shape[0] != n:
+                raise ValueError(f"{name} has {c.shape[0]} rows for {n} images")
+    if labels is not None:
+        if labels.dtype != torch.long or labels.ndim != 1:
+            raise TypeError(
+                f"labels must be (N,) int64 class indices, got dtype {labels.dtype} and shape "
+                f"{tuple(labels.shape)}"
+            )
+        classes = getattr(model, "num_classes", None)
+        if classes and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise ValueError(
+                f"labels must lie in [0, {classes}) for a model with num_classes={classes}, got "
+                f"values from {int(labels.min())} to {int(labels.max())}"
+            )
+    if cond is not None:
+        check_floating(cond, "cond")
+        check_finite(cond, "cond")
     for name, v in (
         ("steps", steps),
         ("batch_size", batch_size),
         ("checkpoint_every", checkpoint_every),
     ):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    if not lr > 0 or not 0 <= cond_drop < 1 or not 0 <= ema_decay < 1:
-        raise ValueError(
-            f"need lr > 0, 0 <= cond_drop < 1, 0 <= ema_decay < 1; got {lr}, {cond_drop}, {ema_decay}"
-        )
+        check_int(v, name, minimum=1)
+    check_int(warmup, "warmup", minimum=0)
+    check_number(lr, "lr", low=0, low_open=True)
+    check_number(cond_drop, "cond_drop", low=0, high=1, high_open=True)
+    check_number(ema_decay, "ema_decay", low=0, high=1, high_open=True)
+    check_number(grad_clip, "grad_clip", low=0, low_open=True, none_ok=True)
+    check_seed(seed)
 
 
 def train(
@@ -208,19 +237,19 @@ def train(
     TrainResult
         ``.model``, ``.ema`` (sample with this one), ``.loss_history``, ``.steps``.
     """
-    _check(images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
-           check_range)  # fmt: skip
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+    _check(model, images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay,
+           checkpoint_every, warmup, grad_clip, seed, check_range)  # fmt: skip
+    check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
     resume = checkpoint_path is not None if resume is None else resume
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = as_device(device) or next(model.parameters()).device
     model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    data = images.to(device)
+    dtype = next(model.parameters()).dtype  # float16 images train a float32 model, and so on
+    data = images.to(device, dtype if dtype.is_floating_point else images.dtype)
     labels = labels.to(device) if labels is not None else None
     cond = cond.to(device) if cond is not None else None
     schedule = schedule.to(device)
@@ -228,16 +257,18 @@ def train(
     start, earlier_seconds = 0, 0.0
     run_meta = {"seed": seed, "batch_size": batch_size, "lr": lr}
     run_meta |= {"schedule": schedule.kind, "T": schedule.T}
+    meta = None
     if resume and checkpoint_path is not None and Path(checkpoint_path).exists():
-        meta = checkpoint.load_training_state(
-            checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen}
-        )
-        saved = {k: meta.get(k) for k in run_meta}
-        if saved != run_meta:
-            raise ValueError(
-                f"checkpoint {checkpoint_path} was trained with {saved}, not {run_meta}; "
-                "pass resume=False or another checkpoint_path"
-            )
+        try:
+            meta = checkpoint.load_training_state(
+                checkpoint_path, model=model, optimizer=opt, ema=ema, generators={"train": gen},
+                expect=run_meta,
+            )  # fmt: skip
+        except checkpoint.CheckpointError as err:
+            if err.moved_to is None:  # the user's own file: stop and name it
+                raise
+            logger.warning("training from scratch: %s", err)  # a cache file: made again
+    if meta is not None:
         start = int(meta["step"])
         earlier_seconds = float(meta.get("seconds", 0.0))
         history = meta["extra"].get("loss_history", torch.empty(0)).tolist()
@@ -274,13 +305,18 @@ def train(
         for group in opt.param_groups:
             group["lr"] = lr_at(step, lr, steps=steps, warmup=warmup, schedule=lr_schedule)
         loss = diffusion_loss(model, data[idx], schedule, generator=gen, y=y, cond=c)
+        history.append(loss.item())
+        if not math.isfinite(history[-1]):
+            raise FloatingPointError(
+                f"the diffusion loss became {history[-1]} at step {step + 1} of {steps}; nothing "
+                "was saved for this step (lower lr, or set grad_clip)"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         ema_update(ema, model, ema_decay_at(step, ema_decay))
-        history.append(loss.item())
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(history[-50:]) / len(history[-50:]):.4f}")
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:

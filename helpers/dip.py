@@ -39,6 +39,13 @@ from tqdm.auto import tqdm
 from .degradations import LanczosDownsampler, check_image
 from .metrics import mse_to_psnr
 from .runtime import Presets, seeded
+from .validation import (
+    as_device,
+    check_input_dtype,
+    check_int,
+    check_number,
+    check_tensor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +139,10 @@ class DIPConfig(Presets):
             raise ValueError(f"pad must be 'reflection' or 'zero', got {self.pad!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("reg_noise_denoise", "reg_noise_sr", "reg_noise_inpaint"):
+            check_number(getattr(self, name), name, low=0)
 
     @classmethod
     def presets(cls) -> dict[str, DIPConfig]:
@@ -284,6 +293,8 @@ class SkipNet(nn.Module):
         super().__init__()
         if not isinstance(scales, int) or scales < 1:
             raise ValueError(f"scales must be a positive int, got {scales!r}")
+        check_int(in_channels, "in_channels", minimum=1)
+        check_int(out_channels, "out_channels", minimum=1)
         if upsample not in ("bilinear", "nearest") or pad not in ("reflection", "zero"):
             raise ValueError(
                 f"upsample/pad must be bilinear|nearest and reflection|zero, got {upsample!r}, {pad!r}"
@@ -304,9 +315,12 @@ class SkipNet(nn.Module):
         self.sigmoid = sigmoid
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_input_dtype(self, z, "z")
         if z.ndim != 4 or z.shape[1] != self.in_channels:
             raise ValueError(f"input must be (B, {self.in_channels}, H, W), got {tuple(z.shape)}")
         h, w = z.shape[-2:]
+        if h < 1 or w < 1:
+            raise ValueError(f"input size {h}×{w} is empty")
         if h % 2**self.scales or w % 2**self.scales:
             raise ValueError(f"input size {h}×{w} is not divisible by 2**scales = {2**self.scales}")
         if self.training and h * w <= 4**self.scales:
@@ -353,8 +367,8 @@ def make_input(
     ----------
     channels : int
         Channels of uniform noise (32 in the paper); ignored for ``"meshgrid"`` (2 channels).
-    size : (int, int)
-        Height and width (those of the output image).
+    size : (int, int) or int
+        Height and width (those of the output image); one int for a square.
     kind : str
         ``"noise"``: uniform in ``[0, scale]``; ``"meshgrid"``: x and y coordinates in [0, 1].
     scale : float
@@ -367,8 +381,14 @@ def make_input(
     Tensor
         ``(1, channels, H, W)`` (``(1, 2, H, W)`` for the meshgrid), float32, on the CPU.
     """
-    h, w = size
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if not isinstance(size, tuple | list) or len(size) != 2:
+        raise ValueError(f"size must be (H, W) or one int, got {size!r}")
+    h, w = (check_int(side, "size", minimum=1) for side in size)
+    check_number(scale, "scale", low=0)
     if kind == "noise":
+        check_int(channels, "channels", minimum=1)
         return scale * torch.rand((1, channels, h, w), generator=generator)
     if kind == "meshgrid":
         ys, xs = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
@@ -485,6 +505,8 @@ class FitResult:
         ``(iteration, averaged output)`` every ``snapshot_every`` iterations.
     seconds : float
         Wall time of the loop.
+    stopped_at : int
+        Iteration (1-based) at which ``stop_below`` stopped the loop (``-1``: it ran to the end).
     """
 
     output: torch.Tensor
@@ -497,6 +519,7 @@ class FitResult:
     best: torch.Tensor | None = None
     snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped_at: int = -1
 
 
 def fit(
@@ -516,6 +539,7 @@ def fit(
     generator: torch.Generator | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
+    stop_below: float | None = None,
 ) -> FitResult:
     """Fit ``net(z)`` to a degraded image with Adam: the Deep Image Prior loop.
 
@@ -548,6 +572,10 @@ def fit(
         Default: the device of the network's parameters.
     progress : bool
         Show a ``tqdm.auto`` progress bar.
+    stop_below : float, optional
+        Stop at the first iteration whose data term is at or below this value (and return the
+        averages so far). For denoising, the discrepancy principle: the clean image has a mean
+        squared distance σ² to the noisy one, so a fit below σ² has started to reproduce noise.
 
     Returns
     -------
@@ -556,8 +584,14 @@ def fit(
     Raises
     ------
     ValueError
-        For shapes that do not fit together, a mask unlike the image, or a factor that does not
-        divide the output size.
+        For shapes that do not fit together, a mask unlike the image, a factor that does not
+        divide the output size, NaN or Inf in an image, or an option out of range (``ema``
+        outside ``[0, 1)``, ``lr ≤ 0``, negative ``reg_noise_std`` or ``snapshot_every``).
+    TypeError
+        For integer images (convert them to ``[0, 1]`` floats; float16 is converted to the
+        network's dtype).
+    FloatingPointError
+        When the loss becomes NaN or Inf (named with its iteration).
 
     Examples
     --------
@@ -572,11 +606,18 @@ def fit(
         raise ValueError(
             f"z must be a (1, C, H, W) tensor, got {getattr(z, 'shape', type(z).__name__)}"
         )
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
-    if device is None:
-        device = next(net.parameters()).device
-    device = torch.device(device)
+    check_int(iterations, "iterations", minimum=1)
+    check_number(lr, "lr", low=0, low_open=True)
+    check_number(reg_noise_std, "reg_noise_std", low=0)
+    check_number(ema, "ema", low=0, high=1, high_open=True)
+    check_int(snapshot_every, "snapshot_every", minimum=0)
+    for name, x in (("z", z), ("target", target), ("clean", clean)):
+        if x is not None:  # float16 is converted to the network's dtype; integers are refused
+            check_tensor(x, name, floating=True, finite=True)
+    if mask is not None:
+        check_tensor(mask, "mask", finite=True)
+    device = as_device(device) or next(net.parameters()).device
+    dtype = next(net.parameters()).dtype
     out_shape = (1, getattr(net, "out_channels", target.shape[1]), *z.shape[-2:])
     check_task(task, target, out_shape=out_shape, mask=mask, factor=factor)
     if clean is not None and tuple(clean.shape) != out_shape:
@@ -585,9 +626,9 @@ def fit(
         )
 
     net = net.to(device).train()
-    z, target = z.to(device), target.to(device)
-    mask = mask.to(device) if mask is not None else None
-    clean = clean.to(device) if clean is not None else None
+    z, target = z.to(device, dtype), target.to(device, dtype)
+    mask = mask.to(device, dtype) if mask is not None else None
+    clean = clean.to(device, dtype) if clean is not None else None
     down = (
         LanczosDownsampler(factor, channels=target.shape[1]).to(device)
         if task == "super_resolution"
@@ -605,6 +646,7 @@ def fit(
     best_value = torch.tensor(-math.inf, device=device)
     best_step = torch.tensor(0, device=device)
     snapshots: list[tuple[int, torch.Tensor]] = []
+    stopped_at = -1
     bar = tqdm(range(iterations), disable=not progress, desc=f"DIP {task}", leave=False)
     start = time.perf_counter()
     for i in bar:
@@ -632,14 +674,25 @@ def fit(
             snapshots.append((i + 1, avg.detach().cpu()))
         if progress and (i % 50 == 0 or i == iterations - 1):
             bar.set_postfix(loss=f"{loss.item():.2e}")
+        if stop_below is not None and loss.item() <= stop_below:
+            stopped_at = i + 1
+            break
     seconds = time.perf_counter() - start
-    hist = history.cpu()
+    hist = history[:stopped_at] if stopped_at > 0 else history
+    hist = hist.cpu()
+    bad = (~torch.isfinite(hist[:, 0])).nonzero()
+    if len(bad):
+        raise FloatingPointError(
+            f"the DIP loss became {float(hist[int(bad[0]), 0])} at iteration {int(bad[0]) + 1} "
+            f"of {iterations} (lower lr)"
+        )
     result = FitResult(
         output=x.cpu(),
         average=avg.cpu(),
         loss=hist[:, 0].tolist(),
         snapshots=snapshots,
         seconds=seconds,
+        stopped_at=stopped_at,
     )
     if clean is not None:
         result.psnr, result.psnr_average = hist[:, 1].tolist(), hist[:, 2].tolist()

@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .optim import ema_decay_at, ema_update
 from .runtime import Presets, detect_device, seeded
+from .validation import as_device, check_finite, check_floating, check_int, check_seed
 
 logger = logging.getLogger(__name__)
 
@@ -121,13 +122,13 @@ class GANConfig(Presets):
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("channels", "latent_dim", "g_width", "d_width", "steps", "batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
             raise ValueError(
                 f"checkpoint_every must be a positive int, got {self.checkpoint_every!r}"
             )
-        if self.lr <= 0 or self.r1_gamma < 0 or not 0 <= self.ema_decay < 1:
+        if not self.lr > 0 or not self.r1_gamma >= 0 or not 0 <= self.ema_decay < 1:  # NaN too
             raise ValueError(
                 f"need lr > 0, r1_gamma ≥ 0, 0 ≤ ema_decay < 1; got lr={self.lr}, "
                 f"r1_gamma={self.r1_gamma}, ema_decay={self.ema_decay}"
@@ -262,9 +263,10 @@ def sample(
     >>> tuple(x.shape), bool(((x >= 0) & (x <= 1)).all())
     ((3, 1, 32, 32), True)
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    dev = torch.device(device) if device is not None else next(generator.parameters()).device
+    check_int(n, "n", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
+    check_seed(seed)
+    dev = as_device(device) or next(generator.parameters()).device
     was_training = generator.training
     generator.eval().to(dev)
     rng = torch.Generator().manual_seed(seed)
@@ -313,6 +315,15 @@ def _check_images(images: torch.Tensor, config: GANConfig) -> None:
     if images.ndim != 4 or tuple(images.shape[1:]) != want:
         raise ValueError(
             f"images must have shape (N, {', '.join(map(str, want))}) for this config, got {tuple(images.shape)}"
+        )
+    if images.shape[0] == 0:
+        raise ValueError(f"images is empty (shape {tuple(images.shape)}); need at least one image")
+    check_floating(images, "images", "scale integer images into [0, 1], e.g. images.float() / 255")
+    check_finite(images, "images")
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(
+            f"images must lie in [0, 1], got values from {low:.4g} to {high:.4g} (scale them first)"
         )
 
 
@@ -380,9 +391,10 @@ def train_gan(
     }
     config = replace(config, **overrides)
     _check_images(images, config)
+    check_seed(seed)
     if resume and checkpoint_path is None:
         raise ValueError("resume=True needs a checkpoint_path")
-    dev = torch.device(device) if device is not None else detect_device()
+    dev = as_device(device) or detect_device()
     data = images.detach().float().cpu() * 2 - 1  # [-1, 1], as the generator's tanh
     g_net, d_net = build(config, seed=seed)
     g_net, d_net = g_net.to(dev), d_net.to(dev)
@@ -398,16 +410,18 @@ def train_gan(
     meta_config = {
         k: v for k, v in asdict(config).items() if k not in ("steps", "checkpoint_every")
     }
+    meta = None
     if path is not None and resume is not False and path.exists():
-        meta = checkpoint.load_training_state(
-            path, model=nets, ema=ema, generators={"data": rng}, optimizers=optimizers
-        )
-        saved = meta.get("config", {})
-        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-        if saved != meta_config:
-            raise ValueError(
-                f"checkpoint {path} was trained with config {saved}, not {meta_config}; pass resume=False or another path"
-            )
+        try:
+            meta = checkpoint.load_training_state(
+                path, model=nets, ema=ema, generators={"data": rng}, optimizers=optimizers,
+                expect={"config": meta_config},
+            )  # fmt: skip
+        except checkpoint.CheckpointError as err:
+            if err.moved_to is None:  # the user's own file: stop and name it
+                raise
+            logger.warning("training from scratch: %s", err)  # a cache file: made again
+    if meta is not None:
         start = int(meta["step"])
         earlier_seconds = float(meta.get("seconds", 0.0))
         history = {k: meta["extra"][k].tolist() for k in history}

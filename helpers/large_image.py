@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .diffusion import Schedule, ddim_step, ddim_timesteps, guided_eps, to_unit
+from .validation import check_finite, check_int, check_number, check_seed
 
 __all__ = [
     "grid_conditions",
@@ -92,7 +93,7 @@ def window_positions(height: int, width: int, *, window: int, stride: int) -> li
         not a multiple of ``stride``.
     """
     for name, v in (("height", height), ("width", width), ("window", window), ("stride", stride)):
-        if not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if stride > window:
         raise ValueError(
@@ -159,6 +160,8 @@ def grid_conditions(
     """
     if grid.ndim != 3:
         raise ValueError(f"grid must be (rows, cols, D), got {tuple(grid.shape)}")
+    check_int(patch, "patch", minimum=1)
+    check_int(window, "window", minimum=1)
     gh, gw, _ = grid.shape
     out = []
     for top, left in positions:
@@ -205,10 +208,10 @@ def sample_large(
     patch : int
         Window (and grid cell) side in pixels.
     stride : int, optional
-        Window stride; default ``patch // 2``.
+        Window stride; default (``None``) ``patch // 2``. ``0`` is an error.
     channels, steps, guidance, seed : int, int, float, int
     window_batch : int
-        Windows per model call (1 gives a plain loop over windows).
+        Windows per model call, ``≥ 1`` (1 gives a plain loop over windows).
     progress : bool
 
     Returns
@@ -217,7 +220,13 @@ def sample_large(
     """
     if grid.ndim != 3:
         raise ValueError(f"grid must be (rows, cols, D), got {tuple(grid.shape)}")
-    stride = stride or patch // 2
+    check_finite(grid, "grid")
+    check_int(patch, "patch", minimum=1)
+    check_int(channels, "channels", minimum=1)
+    check_int(window_batch, "window_batch", minimum=1)
+    check_number(guidance, "guidance")
+    check_seed(seed)
+    stride = patch // 2 if stride is None else stride
     h, w = grid.shape[0] * patch, grid.shape[1] * patch
     positions = window_positions(h, w, window=patch, stride=stride)
     device = next(model.parameters()).device
@@ -285,6 +294,11 @@ def seam_ratio(image: torch.Tensor, tile: int, *, offset: int = 0) -> float:
         raise ValueError(f"offset must be in [0, {tile}) for tile {tile}, got {offset}")
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor in [0, 1], got {image.dtype}")
+    if image.numel() == 0:
+        raise ValueError(f"image is empty (shape {tuple(image.shape)})")
+    check_finite(image, "image")
     dy = (image[:, 1:] - image[:, :-1]).pow(2).mean(0)  # (H−1, W): pair (i, i+1)
     dx = (image[:, :, 1:] - image[:, :, :-1]).pow(2).mean(0)  # (H, W−1)
     border_y = (torch.arange(1, image.shape[1]) - offset) % tile == 0  # pair straddles a border

@@ -287,7 +287,7 @@ def min_tiled_l2(
     g, t = check_pair(generated, training)
     if g.ndim != 4:
         raise ValueError(f"tiled ℓ2 needs images (N, C, H, W), got shape {tuple(g.shape)}")
-    if not isinstance(grid, int) or grid < 1:
+    if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
         raise ValueError(f"grid must be a positive int, got {grid!r}")
     h, w = g.shape[-2:]
     if h % grid or w % grid:
@@ -322,6 +322,11 @@ def _values(values: ArrayLike | Sequence[float], name: str) -> np.ndarray:
     v = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(
+            f"{name} holds {int((~np.isfinite(v)).sum())} NaN or Inf value(s) (e.g. at index "
+            f"{int(np.flatnonzero(~np.isfinite(v))[0])}); a best match must be a number"
+        )
     return v
 
 
@@ -354,6 +359,8 @@ def memorization_rate(
     """
     v = _values(values, "values")
     th = np.asarray(threshold, dtype=np.float64)
+    if th.ndim > 1 or th.size == 0 or not np.isfinite(th).all():
+        raise ValueError(f"threshold must be a number or a 1-D list of numbers, got {threshold!r}")
     hits = v[:, None] >= th.reshape(1, -1) if above else v[:, None] <= th.reshape(1, -1)
     rates = hits.mean(axis=0)
     return float(rates[0]) if th.ndim == 0 else rates
@@ -491,7 +498,7 @@ def plant_copies(
         raise ValueError(f"samples must be images (N, C, H, W), got shape {tuple(s.shape)}")
     if not isinstance(n_copies, int) or not 0 <= n_copies <= s.shape[0]:
         raise ValueError(f"n_copies must be an int in [0, {s.shape[0]}], got {n_copies!r}")
-    if noise_std < 0 or max_shift < 0:
+    if not noise_std >= 0 or not max_shift >= 0:  # NaN too
         raise ValueError(f"noise_std and max_shift must be ≥ 0, got {noise_std}, {max_shift}")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     positions = torch.randperm(s.shape[0], generator=gen)[:n_copies]

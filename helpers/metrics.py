@@ -7,7 +7,8 @@ it on images, arguments ordered ``(reference, image)`` as in scikit-image, whose
 Fréchet distance is the formula behind FID, on any feature vectors; the matrix square root is
 taken through symmetric eigen-decompositions, which stay real and accurate where a general
 ``sqrtm`` returns complex noise for nearly singular covariances. AUROC is the Mann–Whitney rank
-formula and equals scikit-learn's ``roc_auc_score``, ties included.
+formula and equals scikit-learn's ``roc_auc_score``, ties included. :func:`bootstrap_interval`
+gives a percentile-bootstrap interval for any of them (or for a rate such as an accuracy).
 
 References
 ----------
@@ -31,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,32 +40,98 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
+from .validation import check_finite, check_number
+
 ArrayLike = torch.Tensor | np.ndarray
 
 
 def _numpy(x: ArrayLike | list, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    if np.iscomplexobj(x):
+        raise TypeError(f"{name} must hold real numbers, got complex values")
     try:
-        return np.asarray(x, dtype=np.float64)
+        out = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise TypeError(
             f"{name} must be an array or tensor of numbers, got {type(x).__name__}"
         ) from err
+    check_finite(out, name)
+    return out
 
 
-def _image_pairs(reference: ArrayLike, image: ArrayLike) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Both as ``(N, C, H, W)`` float64 arrays, and whether the input was a batch."""
-    ref, img = _numpy(reference, "reference"), _numpy(image, "image")
+def _raw(x: ArrayLike, name: str) -> np.ndarray:
+    """An image as an array of its own dtype, ``(C, H, W)`` for a PIL image (which is ``H, W, C``)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(x, Image.Image):
+        a = np.asarray(x)
+        return np.moveaxis(a, -1, 0) if a.ndim == 3 else a
+    a = np.asarray(x)
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array, tensor or PIL image of numbers, got {a.dtype}")
+    return a
+
+
+def _peak(ref: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """The data range of each reference image from its dtype, as scikit-image's
+    ``peak_signal_noise_ratio`` takes it: the dtype's maximum when the image has no negative
+    values, else maximum − minimum (integers: ``iinfo``; floats: ``[-1, 1]``, so 1 for images in
+    ``[0, 1]``); shape ``(N,)``."""
+    if ref.dtype.kind != img.dtype.kind and {ref.dtype.kind, img.dtype.kind} != {"i", "u"}:
+        raise TypeError(
+            f"reference has dtype {ref.dtype} but image has {img.dtype}: the peak value follows "
+            "the dtype (255 for uint8, 1 for floats), so convert one to the other's range, or "
+            "pass data_range"
+        )
+    flat = ref.reshape(len(ref), -1)
+    if ref.dtype.kind == "b":
+        return np.ones(len(ref))
+    if ref.dtype.kind in "iu":
+        info = np.iinfo(ref.dtype)
+        low, high = float(info.min), float(info.max)
+    else:
+        low, high = -1.0, 1.0
+        if flat.size and (flat.min() < low or flat.max() > high):
+            raise ValueError(
+                f"float reference images must lie in [-1, 1] for the peak to follow from the "
+                f"dtype, got values from {flat.min():.4g} to {flat.max():.4g}; pass data_range"
+            )
+    return (
+        np.where(flat.min(axis=1) >= 0, high, high - low) if flat.size else np.full(len(ref), high)
+    )
+
+
+def _image_pairs(
+    reference: ArrayLike, image: ArrayLike, data_range: float | None
+) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """Both as ``(N, C, H, W)`` float64 arrays, whether the input was a batch, and the data
+    range of each pair ``(N,)`` (``data_range``, or from the dtype)."""
+    raw_ref, raw_img = _raw(reference, "reference"), _raw(image, "image")
+    ref, img = _numpy(raw_ref, "reference"), _numpy(raw_img, "image")
     if ref.shape != img.shape:
         raise ValueError(f"reference has shape {ref.shape} but image has shape {img.shape}")
-    if ref.ndim == 2:
-        return ref[None, None], img[None, None], False
-    if ref.ndim == 3:
-        return ref[None], img[None], False
-    if ref.ndim == 4:
-        return ref, img, True
-    raise ValueError(f"expected (H, W), (C, H, W) or (N, C, H, W) images, got shape {ref.shape}")
+    if ref.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"expected (H, W), (C, H, W) or (N, C, H, W) images, got shape {ref.shape}"
+        )
+    batch = ref.ndim == 4
+    if not batch:  # one image: (1, C, H, W), and a batch axis for the raw arrays
+        lead = (None,) * (4 - ref.ndim)
+        ref, img, raw_ref, raw_img = ref[lead], img[lead], raw_ref[None], raw_img[None]
+    if ref.size == 0:
+        raise ValueError(f"the images are empty (shape {ref.shape})")
+    if data_range is None:
+        peak = _peak(raw_ref, raw_img)
+    else:
+        peak = np.full(len(ref), check_number(data_range, "data_range", low=0, low_open=True))
+    return ref, img, batch, peak
 
 
 def mse_to_psnr(mse, data_range: float = 1.0):
@@ -82,18 +150,25 @@ def mse_to_psnr(mse, data_range: float = 1.0):
     if isinstance(mse, np.ndarray):
         with np.errstate(divide="ignore"):
             return 10.0 * np.log10(data_range**2 / mse)
+    if not mse >= 0:  # NaN too
+        raise ValueError(f"mse must be a number ≥ 0, got {mse!r}")
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
-def psnr(reference: ArrayLike, image: ArrayLike, *, data_range: float = 1.0) -> float | np.ndarray:
+def psnr(
+    reference: ArrayLike, image: ArrayLike, *, data_range: float | None = None
+) -> float | np.ndarray:
     """Peak signal-to-noise ratio ``10 log10(data_range² / MSE)`` in dB.
 
     Parameters
     ----------
-    reference, image : Tensor or ndarray
-        ``(H, W)``, ``(C, H, W)`` or a batch ``(N, C, H, W)``, same shape.
-    data_range : float
-        Maximum minus minimum possible value (1 for images in [0, 1]).
+    reference, image : Tensor, ndarray or PIL image
+        ``(H, W)``, ``(C, H, W)`` or a batch ``(N, C, H, W)``, same shape and kind of dtype
+        (a PIL image is read as ``(C, H, W)``); no NaN or Inf.
+    data_range : float, optional
+        Maximum minus minimum possible value. Default, as scikit-image: from the reference's
+        dtype: 255 for ``uint8`` (65535 for ``uint16`` …), 1 for floats in ``[0, 1]``, 2 for
+        floats with negative values in ``[-1, 1]`` (others must pass it).
 
     Returns
     -------
@@ -106,23 +181,24 @@ def psnr(reference: ArrayLike, image: ArrayLike, *, data_range: float = 1.0) -> 
     >>> round(psnr(np.zeros((4, 4)), np.full((4, 4), 0.01)), 3)
     40.0
     """
-    ref, img, batch = _image_pairs(reference, image)
+    ref, img, batch, peak = _image_pairs(reference, image, data_range)
     mse = ((ref - img) ** 2).reshape(len(ref), -1).mean(axis=1)  # (N,) in float64
-    out = mse_to_psnr(mse, data_range)
+    out = mse_to_psnr(mse, peak)
     return out if batch else float(out[0])
 
 
 def ssim(
-    reference: ArrayLike, image: ArrayLike, *, data_range: float = 1.0, **options
+    reference: ArrayLike, image: ArrayLike, *, data_range: float | None = None, **options
 ) -> float | np.ndarray:
     """Structural similarity (Wang et al. 2004), scikit-image's implementation.
 
     Parameters
     ----------
-    reference, image : Tensor or ndarray
+    reference, image : Tensor, ndarray or PIL image
         ``(H, W)``, ``(C, H, W)`` or a batch ``(N, C, H, W)``, same shape; channels are averaged.
-    data_range : float
-        Maximum minus minimum possible value (1 for images in [0, 1]).
+    data_range : float, optional
+        Maximum minus minimum possible value; default from the dtype, as :func:`psnr` (255 for
+        ``uint8``, 1 for floats in ``[0, 1]``).
     **options
         Passed to ``skimage.metrics.structural_similarity`` (e.g. ``win_size``,
         ``gaussian_weights=True``).
@@ -139,7 +215,7 @@ def ssim(
     >>> ssim(x, x)
     1.0
     """
-    ref, img, batch = _image_pairs(reference, image)
+    ref, img, batch, peak = _image_pairs(reference, image, data_range)
     if min(ref.shape[-2:]) < options.get("win_size", 7):
         raise ValueError(
             f"SSIM needs images of at least win_size={options.get('win_size', 7)} pixels per "
@@ -147,8 +223,8 @@ def ssim(
         )
     out = np.array(
         [
-            structural_similarity(r, i, data_range=data_range, channel_axis=0, **options)
-            for r, i in zip(ref, img, strict=True)
+            structural_similarity(r, i, data_range=p, channel_axis=0, **options)
+            for r, i, p in zip(ref, img, peak, strict=True)
         ]
     )
     return out if batch else float(out[0])
@@ -179,6 +255,8 @@ def frechet_distance_from_statistics(
     """
     mu_a, mu_b = np.atleast_1d(mu_a), np.atleast_1d(mu_b)
     sigma_a, sigma_b = np.atleast_2d(sigma_a), np.atleast_2d(sigma_b)
+    for name, v in (("mu_a", mu_a), ("mu_b", mu_b), ("sigma_a", sigma_a), ("sigma_b", sigma_b)):
+        check_finite(np.asarray(v, dtype=np.float64), name)
     if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
         raise ValueError(
             f"feature dimensions differ: means {mu_a.shape} vs {mu_b.shape}, "
@@ -263,6 +341,92 @@ def auroc(labels: ArrayLike | list, scores: ArrayLike | list) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def bootstrap_interval(
+    statistic: Callable[..., float],
+    *samples: ArrayLike | list,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    strata: ArrayLike | list | None = None,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(*samples)``.
+
+    Each replicate draws ``N`` rows with replacement — the same rows from every array in
+    ``samples``, so paired data stay paired — and evaluates ``statistic`` on them; the interval
+    is the ``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the replicates (Efron &
+    Tibshirani 1993, ch. 13). With ``strata``, rows are drawn within each stratum, keeping its
+    size (e.g. positives and negatives for :func:`auroc`, which needs both classes).
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(*arrays) -> float`` on NumPy arrays (e.g. ``np.mean``, :func:`auroc`).
+    *samples : array-like, each of length ``N``
+        The data, rows along the first axis.
+    n_boot : int
+        Number of bootstrap replicates.
+    level : float
+        Coverage of the interval, in ``(0, 1)``.
+    strata : array-like ``(N,)``, optional
+        A stratum label per row.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+
+    Raises
+    ------
+    ValueError
+        No samples, arrays of different lengths, an empty sample, ``n_boot < 1`` or ``level``
+        outside ``(0, 1)``.
+
+    Examples
+    --------
+    >>> correct = np.r_[np.ones(90), np.zeros(10)]         # 90 % right on 100 trials
+    >>> lo, hi = bootstrap_interval(np.mean, correct)
+    >>> 0.82 < lo < 0.9 < hi <= 0.97
+    True
+    >>> bootstrap_interval(np.mean, np.ones(20))            # no spread, no width
+    (1.0, 1.0)
+    >>> lo, hi = bootstrap_interval(np.mean, [1.0, 2.0, 3.0, 4.0])  # a mean over four images
+    >>> lo < 2.5 < hi
+    True
+    """
+    if not samples:
+        raise ValueError("bootstrap_interval needs at least one sample array")
+    arrays = [_numpy(s, f"sample {i}") for i, s in enumerate(samples)]
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"samples must have equal lengths, got {[len(a) for a in arrays]}")
+    if n == 0:
+        raise ValueError("bootstrap_interval got empty samples (no rows to resample)")
+    if n < 2:
+        raise ValueError(f"bootstrap_interval needs at least 2 finite rows, got {n}")
+    for i, a in enumerate(arrays):
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ValueError(f"sample {i} holds non-finite values: need at least 2 finite rows")
+    if not isinstance(n_boot, int) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        groups = [np.arange(n)]
+    else:
+        labels = np.asarray(strata).ravel()
+        if len(labels) != n:
+            raise ValueError(f"strata have {len(labels)} entries but the samples have {n} rows")
+        groups = [np.flatnonzero(labels == v) for v in np.unique(labels)]
+    replicates = np.empty(n_boot)
+    for b in range(n_boot):
+        rows = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        replicates[b] = statistic(*(a[rows] for a in arrays))
+    lo, hi = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def cosine_to_reference(
     samples: torch.Tensor, reference: torch.Tensor, others: torch.Tensor
 ) -> tuple[float, float]:
@@ -284,65 +448,12 @@ def cosine_to_reference(
         raise ValueError(
             f"need samples (R, S, D) and reference (R, D), got {tuple(samples.shape)} and {tuple(reference.shape)}"
         )
+    if others.ndim != 2 or others.shape[1] != samples.shape[2]:
+        raise ValueError(
+            f"others must be (M, {samples.shape[2]}) embeddings, got {tuple(others.shape)}"
+        )
     s = F.normalize(samples.float(), dim=-1)
     own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
     other = (s @ F.normalize(others.float(), dim=-1).T).mean()
     return float(own), float(other)
 
-
-def bootstrap_interval(
-    *samples: ArrayLike | list,
-    statistic=None,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of a statistic of one or more samples.
-
-    Each sample is resampled with replacement, independently of the others, ``n_boot`` times;
-    the interval holds the central ``level`` share of the statistic's values (Efron's percentile
-    interval).
-
-    Parameters
-    ----------
-    *samples : array-like, each ``(N_i,)``
-        E.g. 0/1 outcomes (the interval of a rate), or two groups.
-    statistic : callable, optional
-        ``statistic(*resampled) -> float``; default the mean of the single sample.
-    n_boot : int
-        Bootstrap repeats.
-    level : float
-        Coverage, in ``(0, 1)``.
-    seed : int
-        Seed of the resampling.
-
-    Returns
-    -------
-    (low, high) : floats
-
-    Examples
-    --------
-    >>> lo, hi = bootstrap_interval([0, 1] * 50)
-    >>> 0.38 < lo < 0.5 < hi < 0.62
-    True
-    >>> bootstrap_interval([1, 1, 1], [0, 0], statistic=lambda a, b: a.mean() - b.mean())
-    (1.0, 1.0)
-    """
-    if not samples:
-        raise ValueError("give at least one sample")
-    arrays = [_numpy(s, "sample").ravel() for s in samples]
-    if any(a.size == 0 for a in arrays):
-        raise ValueError(f"every sample needs values, got sizes {[a.size for a in arrays]}")
-    if statistic is None:
-        if len(arrays) != 1:
-            raise ValueError("several samples need a statistic of all of them")
-        statistic = np.mean
-    if not 0 < level < 1 or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"need 0 < level < 1 and n_boot ≥ 1, got {level}, {n_boot}")
-    rng = np.random.default_rng(seed)
-    values = np.array(
-        [statistic(*(a[rng.integers(0, a.size, a.size)] for a in arrays)) for _ in range(n_boot)],
-        dtype=np.float64,
-    )
-    alpha = (1 - level) / 2
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))

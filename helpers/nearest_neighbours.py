@@ -88,6 +88,16 @@ def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must have shape (N, ...) with N ≥ 1, got {tuple(x.shape)}")
+    if x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    if x.is_floating_point():  # a NaN row would score -inf against everything and hide copies
+        bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+        if bool(bad.any()):
+            rows = bad.nonzero().squeeze(1)
+            raise ValueError(
+                f"{name} holds NaN or Inf in {rows.numel()} row(s) (e.g. {rows[:5].tolist()}); "
+                "remove or replace them before searching"
+            )
     return x
 
 
@@ -262,10 +272,10 @@ def search(
     Values are returned in float64. For ``k > 1`` values are the ``dtype`` products and only
     exact ties of those go to the lower index.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     m = training.shape[0]
-    if not isinstance(k, int) or not 1 <= k <= m:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= m:
         raise ValueError(f"k must be an int in [1, {m}] (training size), got {k!r}")
     dev = torch.device(device) if device is not None else generated.device
     n = generated.shape[0]

@@ -22,25 +22,47 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import runtime
+from . import files, runtime
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _unit_float(a: np.ndarray) -> np.ndarray:
+    """Pixel values as float32 in [0, 1] as a viewer reads them: unsigned integers divided by
+    their type's maximum (255 for uint8), booleans as 0/1, floats as they are."""
+    if a.dtype == np.bool_:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.unsignedinteger):
+        return a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    if np.issubdtype(a.dtype, np.floating):
+        return a.astype(np.float32)
+    raise TypeError(
+        f"cannot show an image of dtype {a.dtype}: pass floats in [0, 1] or unsigned integers"
+    )
+
+
 def to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` tensor or ``(H, W[, C])`` array → ``(H, W)`` or ``(H, W, 3)`` array in [0, 1]."""
+    """``(C, H, W)`` tensor or ``(H, W[, C])`` array → ``(H, W)`` or ``(H, W, 3)`` array in [0, 1].
+
+    Unsigned integers are scaled by their type's maximum (``uint8`` / 255), as a viewer shows
+    them; floats are clipped to [0, 1].
+    """
     if isinstance(image, torch.Tensor):
-        a = image.detach().float().cpu().numpy()
+        t = image.detach().cpu()
+        a = _unit_float((t.float() if t.dtype == torch.bfloat16 else t).numpy())
         if a.ndim == 3:
             a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
     else:
-        a = np.asarray(image, dtype=np.float32)
+        a = _unit_float(np.asarray(image))
         if a.ndim == 3 and a.shape[-1] == 1:
             a = a[..., 0]
-    if a.ndim not in (2, 3):
-        raise ValueError(f"expected one image (C, H, W) or (H, W[, C]), got shape {a.shape}")
+    if a.ndim not in (2, 3) or min(a.shape[:2]) < 1 or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise ValueError(
+            f"expected one image (C, H, W) or (H, W[, C]) with 1, 3 or 4 channels, got shape "
+            f"{tuple(image.shape) if hasattr(image, 'shape') else a.shape}"
+        )
     return np.clip(a, 0, 1)
 
 
@@ -62,7 +84,7 @@ def image_grid(
     titles : sequence of str, optional
         One title per image.
     ncols : int, optional
-        Columns (default: up to 8).
+        Columns (default ``None``: up to 8); ``0`` is an error.
     size : float
         Inches per image.
     cmap : str
@@ -79,7 +101,10 @@ def image_grid(
         raise ValueError("image_grid needs at least one image, got none")
     if titles is not None and len(titles) != len(items):
         raise ValueError(f"got {len(titles)} titles for {len(items)} images")
-    ncols = ncols or min(len(items), 8)
+    if ncols is None:
+        ncols = min(len(items), 8)
+    elif isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive int or None, got {ncols!r}")
     nrows = math.ceil(len(items) / ncols)
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if suptitle else 0)), squeeze=False
@@ -134,7 +159,12 @@ def curves(
 
 
 def savefig(
-    fig: matplotlib.figure.Figure, name: str, *, dpi: int = 80, run: runtime.Run | None = None
+    fig: matplotlib.figure.Figure,
+    name: str,
+    *,
+    dpi: int = 80,
+    run: runtime.Run | None = None,
+    caption: str | None = None,
 ) -> Path | None:
     """Save ``fig`` as ``<figure_dir>/<name>.png`` of the current run.
 
@@ -149,6 +179,10 @@ def savefig(
         Resolution (modest by default, so notebooks stay small).
     run : Run, optional
         Defaults to :func:`helpers.runtime.current`.
+    caption : str, optional
+        What the figure shows, in a sentence. Stored in the PNG (its ``Description`` text chunk,
+        :func:`caption_of`); the run report shows it under the figure and as its alt text.
+        Without it the report takes the figure's row of ``course/figure_map.md``.
 
     Returns
     -------
@@ -159,11 +193,26 @@ def savefig(
         raise ValueError(
             f"figure name {name!r} must be letters, digits, '_', '.', '-' (no folders)"
         )
+    if caption is not None and (not isinstance(caption, str) or not caption.strip()):
+        raise ValueError(f"caption must be a non-empty string, got {caption!r}")
     run = run or runtime.current()
     if run is None:
         logger.info("no run set up: figure %s not saved", name)
         return None
     run.figure_dir.mkdir(parents=True, exist_ok=True)
     path = run.figure_dir / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    metadata = {"Description": caption.strip()} if caption else None
+    with files.atomic_write(path, fsync=False) as tmp:  # another run may be reading this name
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png", metadata=metadata)
+    run.record_figure(path.name)
     return path
+
+
+def caption_of(path: str | Path) -> str | None:
+    """The caption stored in a PNG by :func:`savefig` (``caption=``), or ``None``."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}) or {}
+    caption = text.get("Description")
+    return caption.strip() if caption and caption.strip() else None

@@ -1,7 +1,10 @@
 """The machine-readable results file of a notebook: its headline numbers, one JSON file per run.
 
 A notebook records each number it claims with :meth:`helpers.runtime.Run.record`; the numbers land
-in ``<build>/<profile>/results/<notebook>.json``. The run report reads these files, and the
+in ``<build>/<profile>/results/<notebook>.json``, with the names of the figures the run saved
+(:func:`add_figure`). The file's header carries the id of the run that wrote it: a record from
+another run (two runs of one notebook into one build folder) starts the file afresh instead of
+mixing the two runs' numbers, and the runner reports only a file of its own run. The run report reads these files, and the
 "What you should see" table at the end of each notebook is rendered from the committed copy of a
 laptop run (``notebooks/results/<notebook>.<profile>.json``) by :func:`markdown_table`, so the
 table and the run it describes cannot drift apart.
@@ -19,13 +22,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Result", "markdown_table", "path_for", "read", "record", "reset"]
+from . import files
+
+__all__ = ["Result", "add_figure", "markdown_table", "path_for", "read", "record", "reset", "write"]
 
 STATUSES = ("pass", "warn", "n/a")
 """``pass``: every bound met; ``warn``: a bound missed; ``n/a``: nothing to compare with."""
@@ -148,27 +151,44 @@ def path_for(folder: str | Path, notebook: str) -> Path:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON through a temporary file and a rename (readers never see half)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    files.write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
+
+
+def reset(path: str | Path, *, header: dict[str, Any] | None = None) -> None:
+    """Start ``path`` afresh (no results, no figures), as :func:`helpers.runtime.setup` does."""
+    write(path, [], header=header)
+
+
+def write(
+    path: str | Path,
+    items: list[Result | dict[str, Any]],
+    *,
+    figures: list[str] | tuple[str, ...] = (),
+    header: dict[str, Any] | None = None,
+) -> None:
+    """Write the whole results file of one run: its header, every result and figure name.
+
+    :class:`helpers.runtime.Run` keeps its results in memory and rewrites the file with all of
+    them at each record, so the file always holds one run's complete numbers, whichever run
+    wrote last into a shared folder.
+    """
+    rows = [{**asdict(r), "status": r.status} if isinstance(r, Result) else dict(r) for r in items]
+    _write(Path(path), {**(header or {}), "results": rows, "figures": list(figures)})
+
+
+def _current(path: Path, header: dict[str, Any] | None) -> dict[str, Any]:
+    """The file's data, or a fresh start when it is missing, unreadable or another run's."""
+    empty: dict[str, Any] = {"results": [], "figures": []}
+    if not path.exists():
+        return empty
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, ensure_ascii=False)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def reset(path: str | Path) -> None:
-    """Start ``path`` afresh (an empty list of results), as :func:`helpers.runtime.setup` does."""
-    _write(Path(path), {"results": []})
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return empty
+    ours = (header or {}).get("run_id")
+    if not isinstance(data, dict) or (ours and data.get("run_id") not in (None, ours)):
+        return empty
+    return data
 
 
 def read(path: str | Path) -> dict[str, Any]:
@@ -195,12 +215,18 @@ def read(path: str | Path) -> dict[str, Any]:
 def record(path: str | Path, result: Result, *, header: dict[str, Any] | None = None) -> None:
     """Add ``result`` to the file at ``path`` (replacing one with the same key); set the header."""
     path = Path(path)
-    data = {"results": []}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
+    data = _current(path, header)
     items = [r for r in data.get("results", []) if r.get("key") != result.key]
     items.append({**asdict(result), "status": result.status})
     _write(path, {**data, **(header or {}), "results": items})
+
+
+def add_figure(path: str | Path, name: str, *, header: dict[str, Any] | None = None) -> None:
+    """Note in the results file at ``path`` that the run saved the figure file ``name``."""
+    path = Path(path)
+    data = _current(path, header)
+    figures = [f for f in data.get("figures", []) if f != name] + [name]
+    _write(path, {**data, **(header or {}), "figures": figures})
 
 
 def markdown_table(per_profile: dict[str, dict[str, Any]]) -> str:

@@ -35,6 +35,7 @@ import logging
 import os
 import platform
 import random
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -59,6 +60,9 @@ CPU, gpu ≤ 10 min on one H100-class GPU)."""
 
 PROFILE_ENV = "COURSE_PROFILE"
 BUILD_ENV = "COURSE_BUILD_DIR"
+CACHE_ENV = "COURSE_CACHE_DIR"
+RUN_ID_ENV = "COURSE_RUN_ID"
+"""Set by the runner in the kernel's environment: the id of the run a notebook belongs to."""
 
 T = TypeVar("T")
 
@@ -69,24 +73,66 @@ timestep embedding became :func:`helpers.sinusoidal.sinusoidal_embedding`, sines
 _current: Run | None = None
 
 
-def project_root() -> Path:
-    """The kit's root folder (the one holding ``pyproject.toml``), else the working directory."""
+APP_NAME = "imgen-course"
+"""The distribution's name: the folder name of the user's cache and data folders (platformdirs)."""
+
+MATERIAL_DIR = "course_material"
+"""Folder inside the installed package that holds the course files (``notebooks/``, ``course/``,
+``data/registry.json``); the wheel packs them there (see ``setup.py``)."""
+
+
+def checkout_root() -> Path | None:
+    """The repository checkout this package runs from (the folder holding ``pyproject.toml`` and
+    ``helpers/``), or ``None`` for an installed kit (a wheel in ``site-packages``)."""
     here = Path(__file__).resolve().parents[1]
-    if (here / "pyproject.toml").exists():
+    if (here / "pyproject.toml").exists() and (here / "helpers").is_dir():
         return here
-    return Path.cwd()
+    return None
+
+
+def project_root() -> Path:
+    """The folder of the course files: ``notebooks/``, ``course/``, ``data/registry.json``.
+
+    In a checkout it is the checkout; in an installed kit it is the copy of those files packed
+    into the package (:data:`MATERIAL_DIR`), read-only. Outputs never go there: see
+    :func:`build_dir` and :func:`cache_dir`.
+    """
+    root = checkout_root()
+    if root is not None:
+        return root
+    packed = Path(__file__).resolve().parent / MATERIAL_DIR
+    return packed if packed.is_dir() else Path.cwd()
+
+
+def _user_dir(kind: str) -> Path:
+    """The user's data (``kind="data"``) or cache folder for the kit (platformdirs)."""
+    import platformdirs
+
+    if kind == "data":
+        return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
 def build_dir() -> Path:
-    """Root of generated output: ``$COURSE_BUILD_DIR`` or ``<project>/build``."""
+    """Root of generated output: ``$COURSE_BUILD_DIR``, else ``<checkout>/build``, else (an
+    installed kit) ``build`` in the user's data folder (e.g. ``~/.local/share/imgen-course/build``
+    on Linux)."""
     env = os.environ.get(BUILD_ENV)
-    return Path(env) if env else project_root() / "build"
+    if env:
+        return Path(env)
+    root = checkout_root()
+    return root / "build" if root is not None else _user_dir("data") / "build"
 
 
 def cache_dir() -> Path:
-    """Where downloads, trained encoders and checkpoints are cached: ``<project>/data/cache``."""
-    env = os.environ.get("COURSE_CACHE_DIR")
-    return Path(env) if env else project_root() / "data" / "cache"
+    """Where downloads, trained encoders and checkpoints are cached: ``$COURSE_CACHE_DIR``, else
+    ``<checkout>/data/cache``, else (an installed kit) the user's cache folder (e.g.
+    ``~/.cache/imgen-course`` on Linux)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    root = checkout_root()
+    return root / "data" / "cache" if root is not None else _user_dir("cache")
 
 
 def cache_path(stem: str, *key: Any, suffix: str = ".safetensors") -> Path:
@@ -115,6 +161,34 @@ def cache_path(stem: str, *key: Any, suffix: str = ".safetensors") -> Path:
         raise ValueError(f"cache stem must be letters, digits, '_' or '-', got {stem!r}")
     digest = hashlib.sha1(repr((CACHE_VERSION, *key)).encode()).hexdigest()[:10]
     return cache_dir() / f"{stem}_{digest}{suffix}"
+
+
+def new_run_id() -> str:
+    """A fresh run id: start time, process id and a random suffix (unique across machines)."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def checkout_of(start: str | Path | None = None) -> Path | None:
+    """The kit checkout holding ``start`` (default: the working directory), or ``None``.
+
+    A checkout is a folder with ``pyproject.toml`` and a ``helpers/`` package; a notebook runs in
+    ``<checkout>/notebooks``, so its checkout is found by walking up from there.
+    """
+    here = Path(start) if start is not None else Path.cwd()
+    for folder in (here.resolve(), *here.resolve().parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "helpers" / "__init__.py").is_file():
+            return folder
+    return None
+
+
+def foreign_helpers(start: str | Path | None = None) -> Path | None:
+    """The ``helpers`` package in use when it is not the one of the checkout holding ``start``
+    (e.g. an editable install of another checkout), else ``None``."""
+    checkout = checkout_of(start)
+    ours = Path(__file__).resolve().parent
+    if checkout is None or (checkout / "helpers").resolve() == ours:
+        return None
+    return ours
 
 
 def resolve_profile(profile: str = "auto") -> str:
@@ -265,6 +339,9 @@ class Run:
     results_path : pathlib.Path or None
         The results file :meth:`record` writes (``<build>/<profile>/results/<notebook>.json``),
         ``None`` without a notebook name.
+    run_id : str
+        The run this notebook belongs to (``$COURSE_RUN_ID`` from the runner, else a fresh id);
+        written into the results file so that two runs into one folder never mix their numbers.
     """
 
     profile: str
@@ -274,6 +351,20 @@ class Run:
     notebook: str = ""
     results_path: Path | None = None
     started: float = field(default_factory=time.perf_counter)
+    run_id: str = ""
+    _results: dict[str, results.Result] = field(default_factory=dict, repr=False, compare=False)
+    _figures: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "seed": self.seed,
+            "device": str(self.device),
+            "threads": torch.get_num_threads(),
+            "torch": version("torch"),
+            "run_id": self.run_id,
+        }
 
     def record(
         self,
@@ -306,19 +397,23 @@ class Run:
             key=key, label=label, value=value, unit=unit, interval=interval,
             at_least=at_least, at_most=at_most, paper=paper, gpu=gpu, fmt=fmt,
         )  # fmt: skip
+        self._results.pop(key, None)  # recorded again: replaced, and listed last
+        self._results[key] = result
+        self._write()
+
+    def record_figure(self, name: str) -> None:
+        """Note in the results file that this run saved the figure file ``name`` (the runner's
+        report lists a notebook's figures from this note, not from the folder, which other runs
+        may share)."""
+        if name not in self._figures:
+            self._figures.append(name)
+        self._write()
+
+    def _write(self) -> None:
+        """The whole results file of this run (all its results and figures), atomically."""
         if self.results_path is not None:
-            results.record(
-                self.results_path,
-                result,
-                header={
-                    "notebook": self.notebook,
-                    "profile": self.profile,
-                    "seed": self.seed,
-                    "device": str(self.device),
-                    "threads": torch.get_num_threads(),
-                    "torch": version("torch"),
-                },
-            )
+            results.write(self.results_path, list(self._results.values()),
+                          figures=self._figures, header=self._header())  # fmt: skip
 
     def record_run_time(self) -> None:
         """Record the notebook's wall time so far against its profile's budget
@@ -408,7 +503,6 @@ def setup(
     results_path = None
     if notebook is not None:
         results_path = results.path_for(build_dir() / name / "results", notebook)
-        results.reset(results_path)
     run = Run(
         profile=name,
         device=detect_device(device),
@@ -416,10 +510,17 @@ def setup(
         figure_dir=folder,
         notebook=notebook or "",
         results_path=results_path,
+        run_id=os.environ.get(RUN_ID_ENV, "").strip() or new_run_id(),
     )
+    run._write()  # the results file starts afresh, with this run's id
     _current = run
+    foreign = foreign_helpers()
+    line = run.summary()
+    if foreign is not None:  # an install of another checkout would run other code, other caches
+        line += f"\nhelpers={foreign} (not this checkout's: {checkout_of()})"
+        logger.warning("helpers imported from %s, not from the checkout %s", foreign, checkout_of())
     if verbose:
-        print(run.summary())
+        print(line)
     logger.info("run set up: %s", run.summary())
     return run
 

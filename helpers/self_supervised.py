@@ -41,6 +41,14 @@ from tqdm.auto import tqdm
 
 from . import checkpoint, runtime
 from .runtime import Presets, seeded
+from .validation import (
+    as_device,
+    check_input_dtype,
+    check_int,
+    check_number,
+    check_seed,
+    check_tensor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +150,8 @@ class Encoder(nn.Module):
         self.in_channels, self.dim = in_channels, dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        check_input_dtype(self, x, "x")
+        if x.ndim != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < 1:
             raise ValueError(
                 f"encoder input must be (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
@@ -197,6 +206,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> to
         raise ValueError(
             f"need two (B, D) views of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
         )
+    check_number(temperature, "temperature", low=0, low_open=True)
     z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2B, D)
     sim = z @ z.T / temperature  # (2B, 2B)
     sim.fill_diagonal_(float("-inf"))  # a view is not its own partner
@@ -230,10 +240,12 @@ def train_encoder(
     -------
     (Encoder in eval mode, loss history)
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got {getattr(images, 'shape', images)!r}")
+    check_tensor(images, "images", nonempty=True, floating=True, finite=True)
+    check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    device = torch.device(device) if device is not None else runtime.detect_device()
+    device = as_device(device) or runtime.detect_device()
     enc = Encoder(images.shape[1], config.width, config.dim, seed=seed).to(device)
     opt = torch.optim.AdamW(enc.parameters(), lr=config.lr, weight_decay=1e-4)
     data, history = images.to(device), []
@@ -245,10 +257,14 @@ def train_encoder(
         x = data[idx]
         v1, v2 = augment(x, gen), augment(x, gen)
         loss = info_nce(enc.head(enc(v1)), enc.head(enc(v2)), config.temperature)
+        history.append(loss.item())
+        if not math.isfinite(history[-1]):
+            raise FloatingPointError(
+                f"the SimCLR loss became {history[-1]} at step {step + 1} of {config.steps}"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3f}")
     return enc.eval(), history
 
@@ -258,6 +274,8 @@ def embed(
     encoder: nn.Module, images: torch.Tensor, *, batch_size: int = 256, normalize: bool = True
 ) -> torch.Tensor:
     """Embeddings of ``images`` ``(N, C, H, W)`` in ``[0, 1]`` → ``(N, D)`` (unit length by default)."""
+    check_tensor(images, "images", ndim=4, layout="(N, C, H, W)")
+    check_int(batch_size, "batch_size", minimum=1)
     device = next(encoder.parameters()).device
     was = encoder.training
     encoder.eval()
@@ -298,8 +316,7 @@ def knn_accuracy(
             f"{train_labels.shape[0]} train labels, {test.shape[0]} test embeddings and "
             f"{test_labels.shape[0]} test labels"
         )
-    if not 1 <= k <= train.shape[0]:
-        raise ValueError(f"k must be in [1, {train.shape[0]}], got {k}")
+    check_int(k, "k", minimum=1, maximum=train.shape[0])
     sim = F.normalize(test.float(), dim=1) @ F.normalize(train.float(), dim=1).T  # (M, N)
     nearest = sim.topk(k, dim=1).indices  # (M, k)
     votes = F.one_hot(train_labels[nearest], int(train_labels.max()) + 1).sum(1)  # (M, classes)
@@ -458,10 +475,16 @@ def load_encoder(
     path = runtime.cache_dir() / f"ssl_simclr_{config.key()}_data{data_key}_seed{seed}.safetensors"
     enc = Encoder(3 if images is None else images.shape[1], config.width, config.dim)
     if path.exists():
-        tensors, _ = checkpoint.read(path)
-        enc.load_state_dict(tensors)
-        logger.info("loaded SSL encoder from %s", path)
-        return enc.eval()
+        try:
+            tensors, _ = checkpoint.read(path)
+        except checkpoint.CheckpointError as err:
+            if err.moved_to is None:
+                raise
+            logger.warning("training the SSL encoder again: %s", err)
+        else:
+            enc.load_state_dict(tensors)
+            logger.info("loaded SSL encoder from %s", path)
+            return enc.eval()
     if images is None:
         images = datasets.load("histology", **recipe).images
     enc, history = train_encoder(images, config, seed=seed, progress=progress)

@@ -37,10 +37,14 @@ __all__ = ["sincos_2d", "sincos_2d_from_coords", "sinusoidal_embedding"]
 
 
 def _grid(value: int | tuple[int, int]) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(p, int) and p > 0 for p in pair):
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in pair)
+    ):
         raise ValueError(f"grid_size must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return tuple(pair)  # type: ignore[return-value]
 
 
 def sinusoidal_embedding(

@@ -66,7 +66,7 @@ def tile_coords(height: int, width: int, tile_size: int, stride: int | None = No
     """
     stride = tile_size if stride is None else stride
     for name, value in (("tile_size", tile_size), ("stride", stride)):
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if tile_size > min(height, width):
         raise ValueError(f"tile size {tile_size} is larger than the image ({height}×{width})")
@@ -78,6 +78,8 @@ def tile_coords(height: int, width: int, tile_size: int, stride: int | None = No
 
 def grid_index(coords: torch.Tensor, tile_size: int) -> torch.Tensor:
     """Grid index ``floor(coord / tile_size)`` (Prov-GigaPath: tile size 256 on the slide)."""
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < 1:
+        raise ValueError(f"tile_size must be a positive int, got {tile_size!r}")
     return torch.div(coords, tile_size, rounding_mode="floor")
 
 
@@ -146,7 +148,11 @@ def pca_colors(embeddings: torch.Tensor, *, n_components: int = 3) -> np.ndarray
     ndarray ``(..., n_components)``: with 3 components, an RGB image of the grid. The sign of
     each component is fixed so that its largest loading is positive (deterministic colours).
     """
+    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
+        raise ValueError(f"n_components must be a positive int, got {n_components!r}")
     x = embeddings.reshape(-1, embeddings.shape[-1]).double()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("embeddings hold NaN or Inf values")
     if x.shape[0] < n_components or x.shape[1] < n_components:
         raise ValueError(
             f"need at least {n_components} embeddings of width ≥ {n_components}, got {tuple(x.shape)}"

@@ -14,7 +14,10 @@ conditioning, with the null conditions of :func:`helpers.diffusion.null_conditio
   (``cond_mode="cross_attention"``, :class:`CrossAttention`).
 
 Every model here is called as ``model(x, t, y=None, cond=None) -> ε̂`` with ``x`` ``(B, C, H, W)``
-and ``t`` ``(B,)`` integer timesteps.
+and ``t`` ``(B,)`` integer timesteps. :class:`UNet` also takes a *time map* ``t`` ``(B, H, W)``
+(real-valued, one diffusion time per pixel, as SVNR's spatially-variant noise needs, Pearl et al.
+2023): each pixel's time gets the same sinusoidal embedding and MLP, and every residual block adds
+the embedding map average-pooled to its resolution. A constant map gives the scalar-time output.
 
 Note: with a single context token the softmax of cross-attention is 1 for every query, so the
 layer reduces to adding one vector per channel; several tokens let each position choose.
@@ -27,6 +30,8 @@ References
 .. [4] R. Rombach et al., "High-Resolution Image Synthesis with Latent Diffusion Models", CVPR 2022.
 .. [5] A. Graikos et al., "Learned representation-guided diffusion models for large-image
    generation", CVPR 2024.
+.. [6] N. Pearl et al., "SVNR: Spatially-variant Noise Removal with Denoising Diffusion",
+   arXiv 2306.16052, 2023 (a time embedding per pixel).
 
 Examples
 --------
@@ -48,8 +53,17 @@ from torch import nn
 
 from .runtime import seeded
 from .sinusoidal import sinusoidal_embedding
+from .validation import check_choice, check_input_dtype, check_int, check_number
 
-__all__ = ["COND_MODES", "CrossAttention", "DiffusersUNet", "UNet", "check_labels", "make_model"]
+__all__ = [
+    "COND_MODES",
+    "CrossAttention",
+    "DiffusersUNet",
+    "EmbeddingMap",
+    "UNet",
+    "check_labels",
+    "make_model",
+]
 
 COND_MODES = ("add", "cross_attention")
 """How a conditioning vector enters :class:`UNet`."""
@@ -58,6 +72,27 @@ COND_MODES = ("add", "cross_attention")
 def _groups(channels: int) -> int:
     """GroupNorm groups: the largest of 32, 16, … that divides ``channels`` with ≥ 4 channels each."""
     return next((g for g in (32, 16, 8, 4, 2) if channels % g == 0 and channels // g >= 4), 1)
+
+
+class EmbeddingMap:
+    """A per-pixel embedding ``SiLU(e)`` ``(B, E, H, W)`` and its average-pooled copies.
+
+    What :meth:`UNet.embed` returns for a time map: every residual block asks for the map at its
+    own resolution (:meth:`at`); each resolution is pooled once per forward pass.
+    """
+
+    def __init__(self, activated: torch.Tensor):
+        self.full = activated  # (B, E, H, W), SiLU already applied
+        self._pooled: dict[tuple[int, int], torch.Tensor] = {}
+
+    def at(self, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+        """The map average-pooled to ``size`` = (H', W'), ``(B, E, H', W')``."""
+        size = tuple(size)
+        if size == tuple(self.full.shape[-2:]):
+            return self.full
+        if size not in self._pooled:
+            self._pooled[size] = F.adaptive_avg_pool2d(self.full, size)
+        return self._pooled[size]
 
 
 class ResBlock(nn.Module):
@@ -79,9 +114,13 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | EmbeddingMap) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]  # (B, C_out, 1, 1) broadcast over H, W
+        if isinstance(emb, EmbeddingMap):  # a time per pixel: the same linear map at every pixel
+            w = self.emb.weight[:, :, None, None]  # (C_out, E, 1, 1): a 1×1 convolution
+            h = h + F.conv2d(emb.at(h.shape[-2:]), w, self.emb.bias)  # (B, C_out, H, W)
+        else:
+            h = h + self.emb(F.silu(emb))[:, :, None, None]  # (B, C_out, 1, 1) broadcast over H, W
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
 
@@ -156,7 +195,8 @@ class Level(nn.Module):
 
 
 class UNet(nn.Module):
-    """A small U-Net: ε̂ = UNet(x_t, t, y, cond).
+    """A small U-Net: ε̂ = UNet(x_t, t, y, cond), with ``t`` ``(B,)`` timesteps or a ``(B, H, W)``
+    map of per-pixel times.
 
     Parameters
     ----------
@@ -195,7 +235,12 @@ class UNet(nn.Module):
     >>> net = UNet(3, base_channels=16, channel_mults=(1, 2), cond_dim=8)
     >>> net(torch.randn(2, 3, 32, 32), torch.tensor([5, 7]), cond=torch.randn(2, 8)).shape
     torch.Size([2, 3, 32, 32])
+    >>> net(torch.randn(2, 3, 32, 32), torch.rand(2, 32, 32) * 100).shape  # a time per pixel
+    torch.Size([2, 3, 32, 32])
     """
+
+    accepts_time_maps = True
+    """``t`` may be a ``(B, H, W)`` map of per-pixel times (see :meth:`embed`)."""
 
     def __init__(
         self,
@@ -216,13 +261,20 @@ class UNet(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        if in_channels < 1 or base_channels < 1 or num_res_blocks < 1 or not channel_mults:
+        for name, value in (("in_channels", in_channels), ("base_channels", base_channels),
+                            ("num_res_blocks", num_res_blocks), ("heads", heads)):  # fmt: skip
+            check_int(value, name, minimum=1)
+        for name, value in (("out_channels", out_channels), ("num_classes", num_classes),
+                            ("cond_dim", cond_dim)):  # fmt: skip
+            check_int(value, name, minimum=1, none_ok=True)  # 0 is not "none": pass None
+        if not isinstance(channel_mults, tuple | list) or not channel_mults:
             raise ValueError(
-                f"need in_channels, base_channels, num_res_blocks >= 1 and channel_mults non-empty, got "
-                f"{in_channels}, {base_channels}, {num_res_blocks}, {channel_mults}"
+                f"channel_mults must be a non-empty tuple of ints, got {channel_mults!r}"
             )
-        if cond_mode not in COND_MODES:
-            raise ValueError(f"cond_mode must be one of {COND_MODES}, got {cond_mode!r}")
+        for m in channel_mults:
+            check_int(m, "each of channel_mults", minimum=1)
+        check_number(dropout, "dropout", low=0, high=1)
+        check_choice(cond_mode, "cond_mode", COND_MODES)
         cross = cond_mode == "cross_attention"
         if cross and (not isinstance(cond_dim, int) or cond_dim < 1):
             raise ValueError(f"cond_mode='cross_attention' needs cond_dim ≥ 1, got {cond_dim!r}")
@@ -311,12 +363,17 @@ class UNet(nn.Module):
 
     def embed(
         self, t: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | EmbeddingMap:
         """Time embedding plus label and (``cond_mode="add"``) vector embeddings ``(B, E)``.
 
-        ``None`` means the null condition.
+        ``None`` means the null condition. For a time map ``t`` ``(B, H, W)`` every pixel's time
+        goes through the same sinusoidal code and MLP, the label and vector embeddings are added
+        at every pixel, and the result is an :class:`EmbeddingMap` of ``(B, E, H, W)``.
         """
-        emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels))  # (B, E)
+        if t.ndim == 3:
+            return self._embed_map(t, y, cond)
+        dtype = self.time_mlp[0].weight.dtype  # the sinusoids are float32; the net may be bf16
+        emb = self.time_mlp(sinusoidal_embedding(t, self.conv_in.out_channels).to(dtype))  # (B, E)
         if self.label_emb is not None:
             y = torch.full_like(t, self.num_classes, dtype=torch.long) if y is None else y
             emb = emb + self.label_emb(y)
@@ -325,13 +382,37 @@ class UNet(nn.Module):
             emb = emb + self.cond_mlp(cond.to(emb.dtype))
         return emb
 
+    def _embed_map(
+        self, t: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None
+    ) -> EmbeddingMap:
+        """:meth:`embed` of a time map ``(B, H, W)``: the same terms in the same order at every
+        pixel, SiLU applied once (the residual blocks apply it to a vector embedding)."""
+        b, hh, ww = t.shape
+        dtype = self.time_mlp[0].weight.dtype  # the sinusoids are float32; the net may be bf16
+        emb = self.time_mlp(
+            sinusoidal_embedding(t.reshape(-1), self.conv_in.out_channels).to(dtype)
+        )
+        emb = emb.reshape(b, hh, ww, -1).permute(0, 3, 1, 2)  # (B·H·W, E) → (B, E, H, W)
+        if self.label_emb is not None:
+            y = (
+                torch.full((b,), self.num_classes, dtype=torch.long, device=t.device)
+                if y is None
+                else y
+            )
+            emb = emb + self.label_emb(y)[:, :, None, None]
+        if self.cond_mlp is not None:
+            cond = torch.zeros(b, self.cond_dim, device=t.device) if cond is None else cond
+            emb = emb + self.cond_mlp(cond.to(emb.dtype))[:, :, None, None]
+        return EmbeddingMap(F.silu(emb))
+
     def context(self, cond: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
         """Context tokens ``(B, K, E)`` of the vectors (``cond_mode="cross_attention"``; zeros
         where ``cond`` is ``None``)."""
         if not self.tokens:
             raise ValueError("context tokens exist only with cond_mode='cross_attention'")
         cond = torch.zeros(batch, self.cond_dim, device=device) if cond is None else cond
-        return self.to_tokens(cond.float()).reshape(batch, self.tokens, -1)
+        cond = cond.to(self.to_tokens.weight.dtype)
+        return self.to_tokens(cond).reshape(batch, self.tokens, -1)
 
     def _cross(self, where: str, level: int, block: int, h: torch.Tensor, ctx) -> torch.Tensor:
         """The cross-attention after residual block ``block`` of ``level`` (if it has one)."""
@@ -348,7 +429,7 @@ class UNet(nn.Module):
         cond: torch.Tensor | None = None,
     ) -> torch.Tensor:
         _check_inputs(self, x, t, y, cond)
-        emb = self.embed(t, y, cond)  # (B, E): time, label and (mode "add") vector
+        emb = self.embed(t, y, cond)  # (B, E) or a per-pixel EmbeddingMap: time, label, vector
         ctx = self.context(cond, x.shape[0], x.device) if self.tokens else None  # (B, K, E)
         levels = len(self.down)
         h = self.conv_in(x)  # (B, base, H, W)
@@ -374,15 +455,27 @@ class UNet(nn.Module):
 
 def _check_inputs(model: nn.Module, x, t, y, cond) -> None:
     """Shapes and ranges a user is likely to get wrong, with messages that say what was expected."""
+    check_input_dtype(model, x, "x")
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t must be a (B,) tensor of timesteps, got {type(t).__name__}")
     if x.ndim != 4 or x.shape[1] != model.in_channels:
         raise ValueError(f"x must be (B, {model.in_channels}, H, W), got {tuple(x.shape)}")
     f = model.factor
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"x must have a height and width ≥ 1, got {tuple(x.shape)}")
     if x.shape[-1] % f or x.shape[-2] % f:
         raise ValueError(
             f"image size {tuple(x.shape[-2:])} is not divisible by {f} (2 ** (levels - 1))"
         )
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"t must have shape ({x.shape[0]},), got {tuple(t.shape)}")
+    if t.ndim == 3 and getattr(model, "accepts_time_maps", False):
+        if t.shape != (x.shape[0], *x.shape[-2:]):
+            raise ValueError(
+                f"a time map must have shape ({x.shape[0]}, {x.shape[-2]}, {x.shape[-1]}) like x, "
+                f"got {tuple(t.shape)}"
+            )
+    elif t.shape != (x.shape[0],):
+        maps = " or a (B, H, W) time map" if getattr(model, "accepts_time_maps", False) else ""
+        raise ValueError(f"t must have shape ({x.shape[0]},){maps}, got {tuple(t.shape)}")
     if y is not None and not model.num_classes:
         raise ValueError("labels y were given but the model has num_classes=None")
     if cond is not None and not model.cond_dim:

@@ -38,6 +38,7 @@ from .attention import MultiHeadSelfAttention
 from .classifier import fit
 from .runtime import Presets, detect_device, seeded
 from .sinusoidal import sincos_2d
+from .validation import check_input_dtype, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,14 @@ __all__ = [
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(p, int) and p > 0 for p in pair):
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        not isinstance(pair, tuple | list)
+        or len(pair) != 2
+        or not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in pair)
+    ):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return tuple(pair)  # type: ignore[return-value]
 
 
 def _check_divisible(h: int, w: int, patch: tuple[int, int]) -> None:
@@ -168,6 +173,8 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.img_size = _pair(img_size, "img_size")
         self.patch_size = _pair(patch_size, "patch_size")
+        check_int(in_chans, "in_chans", minimum=1)
+        check_int(embed_dim, "embed_dim", minimum=1)
         _check_divisible(*self.img_size, self.patch_size)
         self.grid_size = (
             self.img_size[0] // self.patch_size[0],
@@ -179,7 +186,8 @@ class PatchEmbed(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.proj.in_channels:
+        check_input_dtype(self, x, "x")
+        if x.ndim != 4 or x.shape[1] != self.proj.in_channels or min(x.shape[-2:]) < 1:
             raise ValueError(
                 f"expected (B, {self.proj.in_channels}, H, W) images, got {tuple(x.shape)}"
             )
@@ -252,6 +260,9 @@ class ViTConfig(Presets):
     weight_decay: float = 0.05
 
     def __post_init__(self) -> None:
+        for name in ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads",
+                     "num_classes", "epochs", "batch_size"):  # fmt: skip
+            check_int(getattr(self, name), name, minimum=1)
         _check_divisible(self.img_size, self.img_size, (self.patch_size, self.patch_size))
         if self.embed_dim % self.num_heads:
             raise ValueError(
@@ -270,8 +281,10 @@ class ViTConfig(Presets):
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
 
     @classmethod
     def presets(cls) -> dict[str, ViTConfig]:

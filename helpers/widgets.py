@@ -3,9 +3,25 @@
 In a live notebook :func:`snapshot_slider` shows one image at a time under a slider. Where no
 frontend can draw widgets it draws a static grid with :func:`helpers.plot.image_grid` instead, so
 executed notebooks keep small, deterministic outputs. Who knows that no frontend will draw them is
-the program that executes the notebook: the kit's runner (``python -m helpers run``), ``make
-test`` (nbval) and the tests set ``COURSE_STATIC_WIDGETS=1`` in the kernel's environment; plain
-Python and a missing ipywidgets are recognised here.
+the program that executes the notebook, and it says so in the kernel's environment:
+``COURSE_STATIC_WIDGETS=1``. The kit's runner (``python -m helpers run``), ``make test`` (nbval)
+and the tests set it; plain Python and a missing ipywidgets are recognised here. Nothing is
+guessed from process names or command lines.
+
+Your own runner says it the same way, before the kernel starts (the kernel inherits the
+environment):
+
+* papermill from Python: ``os.environ["COURSE_STATIC_WIDGETS"] = "1"`` then
+  ``papermill.execute_notebook(...)``; on the command line,
+  ``COURSE_STATIC_WIDGETS=1 papermill in.ipynb out.ipynb``;
+* ``COURSE_STATIC_WIDGETS=1 jupyter execute --inplace notebook.ipynb`` (or ``jupyter nbconvert
+  --execute``);
+* nbclient from a script: set ``os.environ`` as above before ``NotebookClient(nb).execute()``,
+  or start the kernel yourself with ``KernelManager().start_kernel(env={..., "COURSE_STATIC_WIDGETS":
+  "1"})``.
+
+When a runner says nothing, the widget is drawn, and its output also carries a PNG of the image
+shown (``image/png`` beside the widget view), so a viewer without widgets still shows a picture.
 
 Examples
 --------
@@ -19,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
@@ -88,6 +105,7 @@ def snapshot_slider(
     ncols: int | None = None,
     width: int = 256,
     display: bool = True,
+    name: str | None = None,
 ):
     """A slider over a sequence of images (e.g. snapshots of a fit), or a static grid.
 
@@ -108,6 +126,9 @@ def snapshot_slider(
     display : bool
         Show the result now (``IPython.display.display`` for the widget, ``plt.show`` for the
         figure), so a notebook cell does not need to end with it (which would draw a figure twice).
+        The widget's output carries a PNG of the image shown as well, for viewers without widgets.
+    name : str, optional
+        When static, also save the grid with :func:`helpers.plot.savefig` under this name.
 
     Returns
     -------
@@ -125,13 +146,17 @@ def snapshot_slider(
         raise ValueError("snapshot_slider needs at least one image, got none")
     if titles is not None and len(titles) != len(items):
         raise ValueError(f"got {len(titles)} titles for {len(items)} images")
+    if isinstance(max_static, bool) or not isinstance(max_static, int) or max_static < 1:
+        raise ValueError(f"max_static must be a positive int, got {max_static!r}")
     if is_static(static):
-        keep = _evenly(len(items), max(max_static, 1))
+        keep = _evenly(len(items), max_static)
         fig = plot.image_grid(
             [items[k] for k in keep],
             titles=None if titles is None else [titles[k] for k in keep],
             ncols=ncols,
         )
+        if name is not None:
+            plot.savefig(fig, name)
         if display:
             import matplotlib.pyplot as plt
 
@@ -156,5 +181,11 @@ def snapshot_slider(
     if display:
         from IPython.display import display as ipy_display
 
-        ipy_display(box)
+        bundle = box._repr_mimebundle_() or {}
+        if isinstance(bundle, tuple):  # (data, metadata)
+            bundle = bundle[0]
+        if bundle:  # the widget, and a picture for viewers that cannot draw it
+            ipy_display({**bundle, "image/png": base64.b64encode(frames[-1]).decode()}, raw=True)
+        else:
+            ipy_display(box)
     return box

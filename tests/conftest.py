@@ -30,3 +30,18 @@ def _isolated_build(tmp_path_factory, monkeypatch):
 def no_profile_env(monkeypatch):
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
     return os.environ
+
+
+@pytest.fixture(scope="session")
+def smoke_run_00(tmp_path_factory):
+    """Notebook 00 run once by the course runner under the smoke profile: (report, build root).
+
+    Shared by the runner's and the report's tests, so that the notebook runs once per session.
+    """
+    from helpers.course import runner
+
+    out = tmp_path_factory.mktemp("smoke-run-00")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COURSE_CACHE_DIR", str(out / "cache"))
+        report = runner.run_notebooks("smoke", only=["00"], out=out / "build")
+    return report, out / "build"

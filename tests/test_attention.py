@@ -132,3 +132,20 @@ def test_multihead_module_paths_agree():
     assert w.shape == (2, 4, 10, 10)
     with pytest.raises(ValueError, match="not divisible by num_heads"):
         attention.MultiHeadSelfAttention(30, 4)
+
+
+def test_dilated_attention_over_zero_tokens_is_empty():
+    q = torch.zeros(1, 2, 0, 4)
+    out = attention.dilated_attention(q, q, q, [4, 8], [1, 2])  # it divided by zero
+    assert out.shape == (1, 2, 0, 4)
+    assert attention.dilated_score_bytes(0, [4], [1]) == 0 and attention.score_bytes(0) == 0
+    with pytest.raises(ValueError, match="n_tokens must be an int ≥ 0"):
+        attention.score_bytes(-10)
+    with pytest.raises(ValueError, match="n_tokens must be an int ≥ 0"):
+        attention.dilated_score_bytes(-10, [4], [1])
+
+
+def test_integer_queries_are_refused():
+    q = torch.ones(1, 1, 4, 8, dtype=torch.uint8)
+    with pytest.raises(TypeError, match="q must be a floating-point tensor"):
+        attention.attention(q, q, q)

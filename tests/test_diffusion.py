@@ -296,3 +296,77 @@ def test_sample_errors():
         diffusion.sample(net, (1, 1, 8, 8), schedule=s, sampler="ddpm", steps=10)
     with pytest.raises(ValueError, match="y has 3 rows"):
         diffusion.sample(net, (2, 1, 8, 8), schedule=s, steps=2, y=torch.zeros(3, dtype=torch.long))
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes and arguments that used to be changed silently
+
+
+def test_ddim_step_in_float16_at_the_last_step_is_finite_and_close():
+    s = Schedule.make("linear", T=1000)
+    g = _gen(0)
+    x, eps = torch.randn(2, 1, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g)
+    for t, t_prev in ((0, -1), (20, 0), (999, 979)):
+        full = ddim_step(eps, t, t_prev, x, s)
+        half = ddim_step(eps.half(), t, t_prev, x.half(), s)  # ᾱ_0 rounds to 1 in float16
+        assert half.dtype == torch.float16 and bool(torch.isfinite(half).all())
+        torch.testing.assert_close(half.float(), full, atol=5e-3, rtol=5e-3)
+        eta1 = ddim_step(eps.half(), t, t_prev, x.half(), s, eta=1.0, noise=eps.half())
+        assert bool(torch.isfinite(eta1).all())
+
+
+def test_integer_tensors_are_refused_with_the_conversion():
+    s = Schedule.make("linear", T=50)
+    x0 = torch.full((1, 1, 4, 4), 200, dtype=torch.uint8)
+    with pytest.raises(TypeError, match=r"x0 must be a floating-point tensor.*to_signed"):
+        q_sample(x0, 3, torch.zeros(1, 1, 4, 4), s)  # it returned zeros
+    with pytest.raises(TypeError, match="noise must be a floating-point tensor"):
+        q_sample(torch.zeros(1, 1, 4, 4), 3, torch.zeros(1, 1, 4, 4, dtype=torch.long), s)
+    with pytest.raises(TypeError, match=r"x.float\(\) / 255"):
+        diffusion.to_signed(x0)
+    with pytest.raises(TypeError, match="floating-point"):
+        diffusion.to_unit(x0.long())
+
+
+def _tiny():
+    return unet.UNet(1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), seed=0)
+
+
+def test_sample_steps_zero_is_an_error_not_fifty():
+    s = Schedule.make("linear", T=20)
+    with pytest.raises(ValueError, match=r"steps must be an int in \[1, T=20\], got 0"):
+        diffusion.sample(_tiny(), (1, 1, 8, 8), schedule=s, steps=0)
+    a = diffusion.sample(_tiny(), (1, 1, 8, 8), schedule=s, steps=None)
+    b = diffusion.sample(_tiny(), (1, 1, 8, 8), schedule=s, steps=20)
+    assert torch.equal(a, b)  # None is the default: 50 steps, or T when T is smaller
+
+
+@pytest.mark.parametrize(
+    ("option", "error", "message"),
+    [
+        ({"guidance": float("nan")}, ValueError, "guidance must be a finite number"),
+        ({"eta": -1.0}, ValueError, "eta must be"),
+        ({"seed": "a"}, TypeError, "seed must be an int"),
+        ({"device": "nope"}, ValueError, "not a device"),
+        ({"shape": (2, 8, 8)}, ValueError, "has 8 channels, the model takes 1"),
+        ({"shape": (2, 1, 0, 8)}, ValueError, r"shape\[2\] must be a positive int"),
+    ],
+)
+def test_sample_options_are_checked(option, error, message):
+    s = Schedule.make("linear", T=20)
+    args = {"shape": (2, 1, 8, 8), "schedule": s, "steps": 2, **option}
+    with pytest.raises(error, match=message):
+        diffusion.sample(_tiny(), args.pop("shape"), **args)
+
+
+def test_sample_with_a_bfloat16_network_keeps_a_float32_chain():
+    s = Schedule.make("linear", T=20)
+    x = diffusion.sample(_tiny().to(torch.bfloat16), (2, 1, 8, 8), schedule=s, steps=3)
+    assert x.dtype == torch.float32 and bool(torch.isfinite(x).all()) and x.shape == (2, 1, 8, 8)
+
+
+def test_sampling_a_broken_network_raises_instead_of_returning_nan():
+    net = _tiny()
+    net.conv_out.register_forward_hook(lambda m, i, o: o * float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite predictions"):
+        diffusion.sample(net, (1, 1, 8, 8), schedule=Schedule.make("linear", T=20), steps=2)

@@ -169,3 +169,112 @@ def test_classifier_learns_two_easy_classes():
     net = classifier.train_classifier(x, y, epochs=3, batch_size=16, seed=0)
     assert classifier.accuracy(net, x, y) >= 0.95
     assert classifier.predict(net, x).shape == (64,)
+
+
+# --------------------------------------------------------------------------------------------
+# non-finite values, integer and half-precision images, every option checked, damaged state
+
+
+def _train(x, **kw):
+    args = dict(schedule=Schedule.make("linear", T=20), steps=2, batch_size=4, progress=False)
+    return diffusion_training.train(kw.pop("net", _net()), x, **{**args, **kw})
+
+
+def test_nan_images_and_conditions_are_refused_before_training():
+    x, _ = _data(8)
+    x[3, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"images holds 1 non-finite value\(s\).*\(3, 0, 2, 2\)"):
+        _train(x)
+    x, _ = _data(8)
+    cond = torch.rand(8, 3)
+    cond[5, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"cond holds 1 non-finite"):
+        _train(x, net=_net(cond_dim=3), cond=cond)
+
+
+def test_a_loss_that_becomes_non_finite_names_the_step_and_saves_nothing(tmp_path):
+    x, _ = _data(8)
+    net = _net()
+    calls = {"n": 0}
+
+    def broken(module, inputs, output):  # the network diverges at its third call
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 3 else output
+
+    net.conv_out.register_forward_hook(broken)
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(FloatingPointError, match=r"became nan at step 3 of 5"):
+        _train(x, net=net, steps=5, checkpoint_path=path, checkpoint_every=1)
+    meta = checkpoint.read(path)[1]
+    assert meta["step"] == 2  # the last good state; the NaN step was never saved
+
+
+def test_zero_images_integer_images_and_half_images():
+    with pytest.raises(ValueError, match=r"images is empty"):
+        _train(torch.zeros(0, 1, 8, 8))
+    with pytest.raises(TypeError, match=r"to_signed\(images.float\(\) / 255\)"):
+        _train(torch.zeros(4, 1, 8, 8, dtype=torch.uint8))
+    x, _ = _data(8)
+    result = _train(x.half())  # float16 images train the float32 network
+    assert len(result.loss_history) == 2 and all(
+        map(torch.isfinite, map(torch.tensor, result.loss_history))
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"grad_clip": -1.0}, "grad_clip must be > 0"),
+        ({"grad_clip": 0.0}, "grad_clip must be > 0"),
+        ({"ema_decay": 1.5}, r"ema_decay must be in \[0, 1\)"),
+        ({"warmup": -5}, "warmup must be an int ≥ 0"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"steps": 0}, "steps must be a positive int"),
+        ({"seed": "a"}, "seed must be an int"),
+        ({"device": "nope"}, "'nope' is not a device"),
+        ({"lr_schedule": "step"}, "lr_schedule must be one of"),
+    ],
+)
+def test_every_option_is_checked_where_it_enters(option, message):
+    x, _ = _data(8)
+    with pytest.raises((ValueError, TypeError), match=message):
+        _train(x, **option)
+
+
+def test_labels_out_of_range_are_refused_even_if_no_batch_would_draw_them():
+    x, _ = _data(8)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 5])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\).*to 5"):
+        _train(x, net=_net(num_classes=2), labels=labels)
+
+
+def test_a_damaged_cache_is_moved_aside_and_trained_again(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    from helpers import runtime
+
+    path = runtime.cache_path("99_test", 1)
+    x, _ = _data(8)
+    first = _train(x, checkpoint_path=path)
+    path.write_bytes(path.read_bytes()[:-7])  # truncated, e.g. by a full disk
+    with caplog.at_level("WARNING"):
+        again = _train(x, checkpoint_path=path)
+    assert again.resumed_from == 0 and again.loss_history == first.loss_history
+    assert "moved it to" in caplog.text and "training from scratch" in caplog.text
+    assert len(list(tmp_path.glob("99_test_*.damaged-*"))) == 1 and path.exists()
+
+
+def test_a_damaged_resume_file_of_the_user_stops_with_its_name(tmp_path):
+    path = tmp_path / "mine.safetensors"
+    x, _ = _data(8)
+    _train(x, checkpoint_path=path)
+    path.write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match=f"{path} is empty"):
+        _train(x, checkpoint_path=path, steps=4)
+    assert path.exists()  # the user's file is left where it is
+
+
+def test_bfloat16_network_trains():
+    x, _ = _data(8)
+    result = _train(x, net=_net().to(torch.bfloat16))
+    assert len(result.loss_history) == 2
+    assert all(v == v and abs(v) < 1e3 for v in result.loss_history)

@@ -363,3 +363,108 @@ def test_fit_rejects_bad_input(camera32):
         dip.fit(net, z, camera32, clean=torch.rand(1, 1, 16, 16), **kw)
     with pytest.raises(ValueError, match="iterations"):
         dip.fit(net, z, camera32, iterations=0, progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# odd factors, dtypes, options checked where they enter
+
+
+@pytest.mark.parametrize("factor", [3, 5])
+def test_odd_factors_give_exactly_h_over_f_and_equal_pil_inside(factor):
+    image = datasets.load("camera", size=24 * factor).images  # (1, 1, 24 f, 24 f)
+    ours = degradations.LanczosDownsampler(factor, channels=1, support=3)(image)[0, 0].numpy()
+    assert ours.shape == (24, 24)  # H / f exactly (was H / f − 1)
+    pil = _pil_lanczos(image[0, 0].numpy(), factor)
+    border = 3
+    np.testing.assert_allclose(
+        ours[border:-border, border:-border], pil[border:-border, border:-border], atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4, 5])
+def test_every_factor_keeps_a_ramp_at_its_block_means(factor):
+    """The kernel is centred on each block: a linear ramp downsamples to the block means."""
+    h = 12 * factor
+    ramp = torch.arange(h, dtype=torch.float32).repeat(h, 1)[None, None]  # (1, 1, h, h)
+    out = degradations.LanczosDownsampler(factor, channels=1)(ramp)[0, 0]
+    means = ramp[0, 0, :12].reshape(12, 12, factor).mean(-1)  # block means along a row
+    torch.testing.assert_close(out[3:-3, 3:-3], means[3:-3, 3:-3], atol=1e-4, rtol=0)
+
+
+def test_super_resolution_by_three_runs():
+    net = dip.SkipNet(8, 1, scales=2, channels=8, seed=0)
+    z = dip.make_input(8, 48, generator=gen(0))
+    res = dip.fit(net, z, torch.rand(1, 1, 16, 16), task="super_resolution", factor=3,
+                  iterations=3, progress=False)  # fmt: skip
+    assert res.output.shape == (1, 1, 48, 48) and len(res.loss) == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"ema": 1.5}, r"ema must be in \[0, 1\)"),
+        ({"ema": 1.0}, r"ema must be in \[0, 1\)"),
+        ({"lr": -1.0}, "lr must be > 0"),
+        ({"reg_noise_std": -0.1}, "reg_noise_std must be ≥ 0"),
+        ({"snapshot_every": -1}, "snapshot_every must be an int ≥ 0"),
+        ({"iterations": 0}, "iterations must be a positive int"),
+    ],
+)
+def test_fit_options_are_checked(option, message):
+    net = dip.SkipNet(8, 1, scales=2, channels=8, seed=0)
+    z = dip.make_input(8, (16, 16), generator=gen(0))
+    with pytest.raises(ValueError, match=message):
+        dip.fit(net, z, torch.rand(1, 1, 16, 16), progress=False, **{"iterations": 2, **option})
+
+
+def test_fit_dtypes_and_non_finite_images():
+    net = dip.SkipNet(8, 1, scales=2, channels=8, seed=0)
+    z = dip.make_input(8, (16, 16), generator=gen(0))
+    with pytest.raises(TypeError, match=r"target must be a floating-point tensor"):
+        dip.fit(net, z, torch.zeros(1, 1, 16, 16, dtype=torch.uint8), iterations=2, progress=False)
+    bad = torch.rand(1, 1, 16, 16)
+    bad[0, 0, 4, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"target holds 1 non-finite"):
+        dip.fit(net, z, bad, iterations=2, progress=False)
+    with pytest.raises(ValueError, match=r"clean holds 1 non-finite"):
+        dip.fit(net, z, torch.rand(1, 1, 16, 16), clean=bad, iterations=2, progress=False)
+    res = dip.fit(net, z.half(), torch.rand(1, 1, 16, 16).half(), iterations=2, progress=False)
+    assert res.output.dtype == torch.float32 and all(math.isfinite(v) for v in res.loss)
+    with pytest.raises(TypeError, match=r"z must be a floating-point tensor"):
+        net(torch.zeros(1, 8, 16, 16, dtype=torch.uint8))
+
+
+def test_a_loss_that_becomes_non_finite_names_the_iteration():
+    net = dip.SkipNet(8, 1, scales=2, channels=8, seed=0)
+    z = dip.make_input(8, (16, 16), generator=gen(0))
+    calls = {"n": 0}
+
+    def broken(module, inputs, output):  # the network diverges at its second call
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 2 else output
+
+    net.head.register_forward_hook(broken)
+    with pytest.raises(FloatingPointError, match=r"DIP loss became nan at iteration 2 of 3"):
+        dip.fit(net, z, torch.rand(1, 1, 16, 16), iterations=3, progress=False)
+
+
+def test_input_and_degradation_sizes_are_checked():
+    assert dip.make_input(4, 8).shape == (1, 4, 8, 8)  # one int: a square
+    with pytest.raises(ValueError, match="channels must be a positive int"):
+        dip.make_input(0, (8, 8))
+    with pytest.raises(ValueError, match="size must be a positive int"):
+        dip.make_input(4, (0, 8))
+    with pytest.raises(ValueError, match="scale must be ≥ 0"):
+        dip.make_input(4, (8, 8), scale=-1.0)
+    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+        dip.SkipNet(0, 1, scales=2, channels=4)
+    with pytest.raises(ValueError, match="channels must be a positive int"):
+        degradations.LanczosDownsampler(2, channels=0)
+    with pytest.raises(ValueError, match="sigma must be a finite number"):
+        degradations.add_noise(torch.rand(1, 1, 4, 4), float("nan"))
+    with pytest.raises(TypeError, match=r"image.float\(\) / 255"):
+        degradations.add_noise(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), 0.1)
+    with pytest.raises(ValueError, match="mask H must be a positive int"):
+        degradations.random_mask((0, 8), 0.5)
+    with pytest.raises(ValueError, match="font_size must be a positive int"):
+        degradations.text_mask(64, font_size=0)  # 0 is not "the default size"

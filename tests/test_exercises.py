@@ -98,10 +98,14 @@ def test_building_blocks():
 
 def test_registry_is_explicit():
     """Every notebook module lists its exercises; the registry is exactly their union."""
-    from helpers.exercises import nb00, nb01, nb02, nb03, nb04, nb05
+    import pkgutil
 
-    listed = [ex for m in (nb00, nb01, nb02, nb03, nb04, nb05) for ex in m.EXERCISES]
-    assert sorted((ex.notebook, ex.number) for ex in listed) == sorted(exercises.REGISTRY)
-    assert all(
-        m.EXERCISES[0].notebook == m.__name__[-2:] for m in (nb00, nb01, nb02, nb03, nb04, nb05)
+    import helpers.exercises as package
+
+    named = sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith("nb")
     )
+    assert [m.__name__.rsplit(".", 1)[1] for m in exercises.MODULES] == named  # none forgotten
+    listed = [ex for m in exercises.MODULES for ex in m.EXERCISES]
+    assert sorted((ex.notebook, ex.number) for ex in listed) == sorted(exercises.REGISTRY)
+    assert all(m.EXERCISES[0].notebook == m.__name__[-2:] for m in exercises.MODULES)

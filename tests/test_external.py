@@ -224,6 +224,8 @@ def test_mnist_from_local_idx_files(tmp_path):
     assert ds.images.shape == (10, 1, 14, 14) and ds.labels.tolist() == list(range(10))
     test = datasets.load("mnist", root=tmp_path, train=False)
     assert test.images.shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match="size 0 is out of range"):  # it gave 28×28
+        datasets.load("mnist", root=tmp_path, size=0)
 
 
 def test_mnist_missing_never_downloads(tmp_path, monkeypatch):
@@ -244,3 +246,174 @@ def test_registry_names_sources_and_licences():
     reg = external.registry()
     for name in ("mnist", "fashion_mnist", "brats", "image_folder"):
         assert "licence" in reg[name] and "how" in reg[name]
+
+
+# --------------------------------------------------------------------------------------------
+# files as a viewer shows them; only real class folders; scanner quirks
+
+
+def _one(tmp_path, name, image, channels=1, **save):
+    (tmp_path / "a").mkdir(exist_ok=True)
+    image.save(tmp_path / "a" / name, **save)
+    return datasets.load("image_folder", root=tmp_path, size=8, channels=channels).images[0]
+
+
+def test_only_real_class_folders_are_classes(tmp_path):
+    for cls, value in (("cat", 0), ("dog", 255)):
+        (tmp_path / cls).mkdir()
+        Image.new("L", (8, 8), value).save(tmp_path / cls / "x.png")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    Image.new("L", (8, 8), 9).save(tmp_path / ".ipynb_checkpoints" / "x-checkpoint.png")
+    (tmp_path / "dog" / "._x.png").write_bytes(b"\x00\x05\x16\x07 a macOS resource fork")
+    ds = datasets.load("image_folder", root=tmp_path, size=8, channels=1)
+    assert ds.class_names == ("cat", "dog") and ds.labels.tolist() == [0, 1]
+    assert [float(ds.images[i].mean()) for i in range(2)] == [0.0, 1.0]
+    (tmp_path / "zebra").mkdir()  # an empty class folder would shift no label but is a mistake
+    with pytest.raises(ValueError, match=r"'zebra'.*hold no images"):
+        datasets.load("image_folder", root=tmp_path, size=8)
+
+
+@pytest.mark.parametrize(
+    ("name", "array", "expected"),
+    [
+        ("png16.png", np.full((8, 8), 32768, np.uint16), 32768 / 65535),
+        ("tif16.tif", np.full((8, 8), 1000, np.uint16), 1000 / 65535),
+        ("float.tif", np.full((8, 8), 0.25, np.float32), 0.25),
+    ],
+)
+def test_high_bit_depth_images(tmp_path, name, array, expected):
+    img = _one(tmp_path, name, Image.fromarray(array))
+    assert float(img.mean()) == pytest.approx(expected, abs=1e-4)
+
+
+def test_float_images_outside_0_1_are_scaled_and_nan_is_refused(tmp_path):
+    a = np.linspace(-5, 5, 64, dtype=np.float32).reshape(8, 8)
+    img = _one(tmp_path, "x.tif", Image.fromarray(a))
+    assert float(img.min()) == pytest.approx(0.0, abs=1e-3) and float(img.max()) <= 1.0
+    a[0, 0] = np.nan
+    Image.fromarray(a).save(tmp_path / "a" / "x.tif")
+    with pytest.raises(ValueError, match=r"x.tif holds 1 NaN or Inf pixel"):
+        datasets.load("image_folder", root=tmp_path, size=8)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    a = np.zeros((4, 8), dtype=np.uint8)
+    a[:, :4] = 255  # stored: left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    img = _one(tmp_path, "x.jpg", Image.fromarray(a), exif=exif.tobytes(), quality=100)
+    # displayed 8 high × 4 wide with the top half white; its central square keeps rows 2-5
+    assert float(img[0, :4].mean()) > 0.9 and float(img[0, 4:].mean()) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour", "channels", "expected"),
+    [
+        ("LA", (0, 0), 1, [1.0]),  # fully transparent black: white background
+        ("LA", (0, 255), 1, [0.0]),  # opaque black
+        ("RGBA", (255, 0, 0, 128), 3, [1.0, 127 / 255, 127 / 255]),  # half red over white
+        ("CMYK", (255, 0, 0, 0), 3, [0.0, 1.0, 1.0]),  # pure cyan
+        ("1", 1, 1, [1.0]),
+    ],
+)
+def test_modes_and_transparency(tmp_path, mode, colour, channels, expected):
+    suffix = ".jpg" if mode == "CMYK" else ".png"
+    img = _one(tmp_path, "x" + suffix, Image.new(mode, (8, 8), colour), channels=channels)
+    assert img.mean(dim=(1, 2)).tolist() == pytest.approx(expected, abs=0.02)
+
+
+def test_palette_with_a_transparent_colour(tmp_path):
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([0, 0, 0] + [255, 0, 0] * 255)
+    out = _one(tmp_path, "x.png", img, channels=3, transparency=0)
+    assert float(out.min()) == pytest.approx(1.0)  # index 0 is transparent: white, not black
+
+
+def test_unreadable_image_is_named(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match=r"x.png is not a readable image"):
+        datasets.load("image_folder", root=tmp_path, size=8)
+
+
+def test_image_folder_sizes_and_options(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "a" / "x.png")
+    for bad in (0, -3):
+        with pytest.raises(ValueError, match="size"):  # 0 was taken for the default 64
+            datasets.load("image_folder", root=tmp_path, size=bad)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        datasets.load("image_folder", root=tmp_path, n=0)
+    with pytest.raises(ValueError, match="channels must be 1 or 3, got True"):
+        datasets.load("image_folder", root=tmp_path, channels=True)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        datasets.load("image_folder", root=tmp_path, seed="a")
+
+
+def _volume(tmp_path, data, name="c1", slope=None):
+    img = nib.Nifti1Image(data, np.eye(4))
+    if slope is not None:
+        img.header.set_slope_inter(slope, 0.0)
+    (tmp_path / name).mkdir(parents=True, exist_ok=True)
+    path = tmp_path / name / f"{name}_t1.nii.gz"
+    nib.save(img, str(path))
+    return path
+
+
+def _brain(dtype=np.float32):
+    vol = np.zeros((20, 20, 6), dtype=dtype)
+    vol[4:16, 4:16, 1:5] = 100
+    vol[10, 10, 1:5] = 50
+    return vol
+
+
+def test_nifti_non_finite_voxels_are_set_to_zero_and_reported(tmp_path):
+    vol = _brain()
+    vol[0, 0, 2] = np.nan
+    vol[10, 11, 2] = np.inf
+    ds = datasets.load("nifti", root=_volume(tmp_path, vol).parent.parent, size=16)
+    assert bool(torch.isfinite(ds.images).all()) and float(ds.images.max()) == pytest.approx(1.0)
+    assert "2 NaN or Inf voxels were set to 0" in ds.description
+
+
+def test_nifti_integer_types_and_scaling_slopes_give_the_same_slices(tmp_path):
+    ref = datasets.load("nifti", root=_volume(tmp_path / "f", _brain()).parent.parent, size=16)
+    ints = datasets.load("nifti", root=_volume(tmp_path / "i", _brain(np.int16)).parent.parent,
+                         size=16)  # fmt: skip
+    scaled = _volume(tmp_path / "s", (_brain() / 2).astype(np.int16), slope=2.0)
+    slope = datasets.load("nifti", root=scaled.parent.parent, size=16)
+    torch.testing.assert_close(ints.images, ref.images)
+    torch.testing.assert_close(slope.images, ref.images)
+
+
+def test_nifti_4d_files(tmp_path):
+    one = _volume(tmp_path / "one", _brain()[..., None])  # (X, Y, Z, 1): one volume
+    assert len(datasets.load("nifti", root=one.parent.parent, size=16)) == 4
+    many = _volume(tmp_path / "many", np.stack([_brain()] * 3, axis=-1))
+    with pytest.raises(ValueError, match=r"c1_t1.nii.gz: expected a 3-D volume.*several volumes"):
+        datasets.load("nifti", root=many.parent.parent, size=16)
+
+
+def test_nifti_damaged_file_and_mismatched_segmentation_are_named(tmp_path):
+    path = _volume(tmp_path / "t", _brain())
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"c1_t1.nii.gz: cannot read this NIfTI volume"):
+        datasets.load("nifti", root=path.parent.parent, size=16)
+    path = _volume(tmp_path / "s", _brain())
+    nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.uint8), np.eye(4)),
+             str(path.parent / "c1_seg.nii.gz"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"segmentation of shape \(5, 5, 5\) does not match"):
+        datasets.load("nifti", root=path.parent.parent, size=16)
+
+
+def test_to_tensor_scales_by_dtype():
+    assert float(datasets.to_tensor(np.full((4, 4), 65535, np.uint16)).max()) == 1.0
+    assert float(datasets.to_tensor(np.full((4, 4), 32768, np.uint16)).max()) == pytest.approx(
+        0.5, abs=1e-4
+    )
+    with pytest.raises(TypeError, match="int64"):
+        datasets.to_tensor(np.full((4, 4), 3, np.int64))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        datasets.to_tensor(np.full((4, 4), 200.0))  # it was clamped to all ones
+    rgba = np.zeros((4, 6, 4), np.uint8)  # transparent black: white, as a viewer shows it
+    assert float(datasets.to_tensor(rgba).min()) == 1.0

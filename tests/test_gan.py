@@ -178,3 +178,35 @@ def test_input_and_config_errors():
     with pytest.raises(ValueError, match="unknown profile"):
         gan.GANConfig.preset("tiny")
     assert gan.GANConfig.preset("gpu").image_size == 64
+
+
+def test_nan_integer_out_of_range_and_empty_images_are_refused():
+    x = _images(4)
+    x[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"images holds 1 non-finite"):
+        gan.train_gan(x, config=SMOKE, steps=1, progress=False)
+    with pytest.raises(TypeError, match=r"images.float\(\) / 255"):
+        gan.train_gan((_images(4) * 255).to(torch.uint8), config=SMOKE, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\].*to 25"):
+        gan.train_gan(_images(4) * 255, config=SMOKE, steps=1, progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        gan.train_gan(_images(4)[:0], config=SMOKE, steps=1, progress=False)
+    g, _ = gan.build(SMOKE)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        gan.sample(g, 3, batch_size=0)
+
+
+def test_a_damaged_gan_cache_is_trained_again_and_a_user_file_stops(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    cached = tmp_path / "cache" / "g.safetensors"
+    first = gan.train_gan(_images(), config=SMOKE, steps=2, device="cpu", progress=False,
+                          checkpoint_path=cached)  # fmt: skip
+    cached.write_bytes(cached.read_bytes()[:50])
+    again = gan.train_gan(_images(), config=SMOKE, steps=2, device="cpu", progress=False,
+                          checkpoint_path=cached)  # fmt: skip
+    assert again.history == first.history
+    mine = tmp_path / "mine.safetensors"
+    mine.write_bytes(b"\x00" * 10)
+    with pytest.raises(checkpoint.CheckpointError, match=str(mine)):
+        gan.train_gan(_images(), config=SMOKE, steps=2, device="cpu", progress=False,
+                      checkpoint_path=mine)  # fmt: skip

@@ -137,3 +137,41 @@ def test_overlap_weights_gap_message_names_canvas_window_and_stride():
     positions = [(0, 0), (0, 24), (24, 0), (24, 24)]
     with pytest.raises(ValueError, match=r"40×40 canvas .* 4 windows of 16 px at stride 24"):
         large_image.overlap_weights(40, 40, positions, 16)
+
+
+def _cond_net():
+    return unet.UNet(1, base_channels=8, channel_mults=(1, 2), attn_resolutions=(), cond_dim=3,
+                     seed=0)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"stride": 0}, "stride must be a positive int"),  # it used patch // 2
+        ({"window_batch": 0}, "window_batch must be a positive int"),  # it failed in range()
+        ({"patch": 0}, "patch must be a positive int"),
+        ({"guidance": float("nan")}, "guidance must be a finite number"),
+    ],
+)
+def test_sample_large_options_are_checked(option, message):
+    s = diffusion.Schedule.make("linear", T=20)
+    args = {"schedule": s, "patch": 8, "channels": 1, "steps": 2, **option}
+    with pytest.raises(ValueError, match=message):
+        large_image.sample_large(_cond_net(), torch.rand(2, 2, 3), **args)
+
+
+def test_stride_none_is_half_the_patch():
+    s = diffusion.Schedule.make("linear", T=20)
+    args = {"schedule": s, "patch": 8, "channels": 1, "steps": 2, "guidance": 0.0}
+    a = large_image.sample_large(_cond_net(), torch.rand(2, 2, 3), stride=None, **args)
+    b = large_image.sample_large(_cond_net(), torch.rand(2, 2, 3), stride=4, **args)
+    torch.testing.assert_close(a, b)
+
+
+def test_seam_ratio_and_grid_conditions_refuse_bad_input():
+    img = torch.rand(1, 8, 8)
+    img[0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="image holds 1 non-finite"):
+        large_image.seam_ratio(img, 4)
+    with pytest.raises(ValueError, match="patch must be a positive int"):
+        large_image.grid_conditions(torch.rand(2, 2, 3), [(0, 0)], patch=0, window=8)

@@ -345,3 +345,37 @@ def test_many_images_each_with_many_copies(batch_size):
         values, indices = search(gen, train, batch_size=batch_size)
         assert torch.equal(indices, first)
     assert values.abs().max().item() == 0.0
+
+
+def test_non_finite_rows_are_named_instead_of_hiding_exact_copies():
+    gen, train = _data(3, 10)
+    train[6, 0, 1, 1] = float("nan")  # it returned -inf for every query
+    with pytest.raises(ValueError, match=r"training holds NaN or Inf in 1 row\(s\) \(e.g. \[6\]\)"):
+        M.max_correlation(train[[2]], train)
+    gen[1, 0, 0, 0] = float("inf")
+    with pytest.raises(
+        ValueError, match=r"generated holds NaN or Inf in 1 row\(s\) \(e.g. \[1\]\)"
+    ):
+        M.min_tiled_l2(gen, _data(3, 10)[1])
+    feats = torch.rand(5, 4)
+    feats[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="training holds NaN"):
+        M.max_cosine(torch.rand(2, 4), feats)
+
+
+def test_integer_images_are_searched_as_numbers():
+    train = (_data(1, 10)[1] * 255).to(torch.uint8)
+    assert M.max_correlation(train[[4]], train).indices.tolist() == [4]
+
+
+def test_rates_and_thresholds_refuse_nan():
+    with pytest.raises(
+        ValueError, match=r"values holds 1 NaN or Inf value\(s\) \(e.g. at index 1\)"
+    ):
+        M.memorization_rate([0.9, float("nan")], 0.95)  # it counted NaN as "not a copy"
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        M.memorization_rate([0.9, 0.99], float("nan"))
+    with pytest.raises(ValueError, match="held_out_values holds 1 NaN"):
+        M.calibrated_threshold([0.1, float("nan"), 0.3], 0.5)
+    with pytest.raises(ValueError, match="noise_std and max_shift must be ≥ 0"):
+        M.plant_copies(*_data(2, 6), 1, noise_std=float("nan"))

@@ -123,20 +123,106 @@ def test_auroc_known_values_and_errors():
         metrics.auroc([0, 1, 1], [0.1, 0.2])
 
 
-def test_bootstrap_interval_covers_the_rate_and_is_seeded():
-    hits = np.array([1] * 30 + [0] * 70)
-    lo, hi = metrics.bootstrap_interval(hits, seed=0)
-    assert lo < 0.3 < hi and hi - lo < 0.25
-    # the normal approximation's ±1.96·sqrt(p(1−p)/n) is close for a rate like this
-    half = 1.96 * np.sqrt(0.3 * 0.7 / 100)
-    assert abs((hi - lo) / 2 - half) < 0.02
-    assert metrics.bootstrap_interval(hits, seed=0) == (lo, hi)
-    diff = metrics.bootstrap_interval(hits, 1 - hits, statistic=lambda a, b: a.mean() - b.mean())
-    assert diff[0] < -0.4 < diff[1] < 0
-    assert metrics.bootstrap_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
-    with pytest.raises(ValueError, match="statistic"):
-        metrics.bootstrap_interval(hits, hits)
+# --------------------------------------------------------------------------------------------
+# integer and PIL images, non-finite values
+
+
+def test_psnr_and_ssim_take_the_peak_from_the_dtype_as_skimage():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (16, 16)).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.choice([-5, 5], a.shape), 0, 255).astype(np.uint8)
+    assert metrics.psnr(a, b) == pytest.approx(peak_signal_noise_ratio(a, b), rel=1e-12)
+    assert 34 < metrics.psnr(a, b) < 35  # ±5 grey levels of 255 (it gave −10.3 dB)
+    assert metrics.ssim(a, b) == pytest.approx(structural_similarity(a, b), rel=1e-12)
+    c = (a.astype(np.uint16) * 257)[None]  # 16-bit, (1, H, W)
+    d = (b.astype(np.uint16) * 257)[None]
+    assert metrics.psnr(c, d) == pytest.approx(peak_signal_noise_ratio(c, d), rel=1e-12)
+    x = rng.random((8, 8)) * 2 - 1  # floats with negative values: range 2, as skimage
+    y = x + 0.01
+    assert metrics.psnr(x, y) == pytest.approx(peak_signal_noise_ratio(x, y), rel=1e-12)
+    with pytest.raises(ValueError, match="pass data_range"):
+        metrics.psnr(x * 3, y)
+    assert metrics.psnr(x * 3, y * 3, data_range=6) == pytest.approx(
+        peak_signal_noise_ratio(x * 3, y * 3, data_range=6)
+    )
+
+
+def test_pil_images_are_read_as_c_h_w():
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    b = np.clip(a.astype(int) + 3, 0, 255).astype(np.uint8)
+    pa, pb = Image.fromarray(a), Image.fromarray(b)
+    assert metrics.psnr(pa, pb) == pytest.approx(peak_signal_noise_ratio(a, b), rel=1e-12)
+    assert metrics.ssim(pa, pb) == pytest.approx(
+        structural_similarity(a, b, channel_axis=-1), rel=1e-12
+    )
+
+
+def test_mixed_dtypes_nan_and_empty_images_are_refused():
+    with pytest.raises(TypeError, match="dtype uint8 but image has float64"):
+        metrics.psnr(np.zeros((4, 4), np.uint8), np.zeros((4, 4)))
+    x = np.zeros((8, 8))
+    x[2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"image holds 1 non-finite value\(s\).*\(2, 3\)"):
+        metrics.psnr(np.zeros((8, 8)), x)
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.ssim(np.zeros((8, 8)), x)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.psnr(np.zeros((0, 0)), np.zeros((0, 0)))
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="data_range"):
+            metrics.psnr(np.zeros((8, 8)), np.ones((8, 8)), data_range=bad)
+    with pytest.raises(ValueError, match="mse must be a number ≥ 0"):
+        metrics.mse_to_psnr(-1.0)
+
+
+def test_frechet_and_auroc_refuse_non_finite_values():
+    a = np.random.default_rng(0).normal(size=(20, 3))
+    b = a.copy()
+    b[4, 1] = np.nan  # it raised LinAlgError
+    with pytest.raises(ValueError, match=r"features holds 1 non-finite value\(s\).*\(4, 1\)"):
+        metrics.frechet_distance(a, b)
+    b[4, 1] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.frechet_distance(b, a)
+    with pytest.raises(ValueError, match="scores holds 1 non-finite"):
+        metrics.auroc([0, 1, 0, 1], [0.1, np.nan, 0.2, 0.3])
+    with pytest.raises(ValueError, match=r"others must be \(M, 4\)"):
+        metrics.cosine_to_reference(torch.rand(2, 3, 4), torch.rand(2, 4), torch.rand(5, 3))
+
+
+def test_bootstrap_interval_of_a_rate_and_of_auroc():
+    correct = np.r_[np.ones(80), np.zeros(20)]
+    lo, hi = metrics.bootstrap_interval(np.mean, correct, n_boot=2000, seed=0)
+    # the normal approximation of a binomial rate: 0.8 ± 1.96·0.04
+    assert lo == pytest.approx(0.8 - 1.96 * 0.04, abs=0.02) and hi == pytest.approx(
+        0.8 + 1.96 * 0.04, abs=0.02
+    )
+    assert metrics.bootstrap_interval(
+        np.mean, correct, n_boot=200, seed=3
+    ) == metrics.bootstrap_interval(np.mean, correct, n_boot=200, seed=3)
+    wide = metrics.bootstrap_interval(np.mean, correct[::4], n_boot=500, seed=0)
+    assert wide[1] - wide[0] > hi - lo  # fewer trials, wider interval
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(30), np.ones(5)]
+    scores = np.r_[rng.normal(0, 1, 30), rng.normal(1.5, 1, 5)]
+    value = metrics.auroc(labels, scores)
+    a, b = metrics.bootstrap_interval(metrics.auroc, labels, scores, n_boot=300, strata=labels)
+    assert a <= value <= b  # stratified: every replicate has both classes
+
+
+def test_bootstrap_interval_errors():
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.bootstrap_interval(np.mean)
+    with pytest.raises(ValueError, match="equal lengths"):
+        metrics.bootstrap_interval(np.mean, [1, 2], [1])
+    with pytest.raises(ValueError, match="empty"):
+        metrics.bootstrap_interval(np.mean, [])
     with pytest.raises(ValueError, match="level"):
-        metrics.bootstrap_interval(hits, level=1.5)
-    with pytest.raises(ValueError, match="needs values"):
-        metrics.bootstrap_interval([])
+        metrics.bootstrap_interval(np.mean, [1, 2], level=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        metrics.bootstrap_interval(np.mean, [1, 2], n_boot=0)
+    with pytest.raises(ValueError, match="strata"):
+        metrics.bootstrap_interval(np.mean, [1, 2], strata=[0])

@@ -32,7 +32,7 @@ def test_environment_matches_pyproject():
 def test_environment_installs_this_folder():
     # conda runs the pip section from the folder that holds environment.yml: the project root
     lines = [ln.strip() for ln in (ROOT / "environment.yml").read_text().splitlines()]
-    assert '- "-e .[dev,site]"' in lines
+    assert '- "-e .[dev,site,grading]"' in lines
 
 
 def test_no_exact_pins():

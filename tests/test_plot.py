@@ -46,3 +46,15 @@ def test_savefig_into_run_folder(tmp_path):
     with pytest.raises(ValueError, match="no folders"):
         plot.savefig(fig, "../escape")
     plt.close(fig)
+
+
+def test_integer_images_are_shown_as_a_viewer_shows_them():
+    assert plot.to_numpy_image(torch.full((1, 2, 2), 255, dtype=torch.uint8)).max() == 1.0
+    half = plot.to_numpy_image(np.full((2, 2), 32768, dtype=np.uint16))
+    assert abs(float(half.max()) - 0.5) < 1e-4  # it was clipped to 1: all white
+    with pytest.raises(TypeError, match="int64"):
+        plot.to_numpy_image(torch.zeros(1, 2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        plot.to_numpy_image(torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match="ncols must be a positive int"):
+        plot.image_grid(torch.rand(2, 1, 4, 4), ncols=0)  # it fell back to the default

@@ -35,10 +35,10 @@ def test_every_notebook_follows_the_conventions():
         assert path.stat().st_size <= 3 * 1024 * 1024, path.name
 
 
-def test_runner_executes_00_in_smoke_and_writes_the_report(tmp_path):
-    report = runner.run_notebooks("smoke", only=["00"], out=tmp_path)
+def test_runner_executes_00_in_smoke_and_writes_the_report(smoke_run_00):
+    report, build = smoke_run_00
     assert report.ok, report.notebooks[0].error
-    root = tmp_path / "smoke"
+    root = build / "smoke"
     page = (root / "report.html").read_text()
     assert "00_setup_and_tour" in page and "profile <b>smoke</b>" in page and "device <b>" in page
     figures = report.notebooks[0].figures
@@ -84,8 +84,9 @@ def test_runner_reports_a_failing_notebook(tmp_path, monkeypatch):
     stale.write_bytes(b"png")
     report = runner.run_notebooks("smoke", out=tmp_path / "build")
     assert not report.ok and "broken on purpose" in report.notebooks[0].error
-    # a figure left by an earlier run is not reported as this run's
-    assert report.notebooks[0].figures == [] and not stale.exists()
+    # a figure left by an earlier (or a concurrent) run is not reported as this run's, and it
+    # is not deleted either: it is not this run's to delete
+    assert report.notebooks[0].figures == [] and stale.exists()
     assert "failed" in (tmp_path / "build" / "smoke" / "report.html").read_text()
     assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "b2")]) == 1
 
@@ -175,3 +176,122 @@ def test_doctor_checks_everything(capsys):
     code = main(["doctor"])
     out = capsys.readouterr().out
     assert "checks passed" in out and code in (0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# shared build folders, the checkout the kernel runs, the command line's errors
+
+
+def _figure_notebook(stem: str) -> nbformat.NotebookNode:
+    return _notebook(
+        "import matplotlib.pyplot as plt\n"
+        "from helpers import plot, runtime\n"
+        f"run = runtime.setup(PROFILE, seed=SEED, notebook='{stem}')\n"
+        f"plot.savefig(plt.figure(), '{stem}_figure')\n"
+        "run.record('x', 1.0, label='a number')"
+    )
+
+
+def test_two_runs_into_one_folder_keep_each_others_figures_and_report(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for stem in ("07_first", "08_second"):
+        nbformat.write(_figure_notebook(stem), folder / f"{stem}.ipynb")
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    build = tmp_path / "build"
+    one = runner.run_notebooks("smoke", only=["07"], out=build)
+    two = runner.run_notebooks("smoke", only=["08"], out=build)
+    assert one.ok and two.ok, (one.notebooks[0].error, two.notebooks[0].error)
+    figures = build / "smoke" / "figures"
+    assert (figures / "07_first_figure.png").exists() and (
+        figures / "08_second_figure.png"
+    ).exists()
+    assert two.notebooks[0].figures == ["08_second_figure.png"] and one.run_id != two.run_id
+    data = json.loads((build / "smoke" / "run.json").read_text())
+    listed = {nb["name"]: nb for nb in data["notebooks"]}
+    assert set(listed) == {"07_first", "08_second"}  # the second run kept the first one's
+    assert listed["07_first"]["figures"] == ["07_first_figure.png"]
+    assert listed["07_first"]["run_id"] == one.run_id
+    page = (build / "smoke" / "report.html").read_text()
+    assert "07_first_figure.png" in page and "from an earlier run" in page
+
+
+def test_results_of_another_run_are_never_shown_as_this_runs(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = _figure_notebook("07_first")
+    nb.cells.append(  # another run of the same notebook writes the same results file meanwhile
+        nbformat.v4.new_code_cell(
+            "from helpers import results\n"
+            "results.record(run.results_path, results.Result('y', 'theirs', 2.0),\n"
+            "               header={'run_id': 'someone-else'})"
+        )
+    )
+    nbformat.write(nb, folder / "07_first.ipynb")
+    monkeypatch.setattr(runner, "notebook_dir", lambda: folder)
+    rep = runner.run_notebooks("smoke", out=tmp_path / "build")
+    nb_result = rep.notebooks[0]
+    assert nb_result.results == [] and nb_result.figures == []
+    assert "written by another run (someone-else)" in nb_result.error
+    kept = results.read(tmp_path / "build" / "smoke" / "results" / "07_first.json")
+    assert [r.key for r in kept["results"]] == ["y"]  # one run's numbers, never a mixture
+
+
+def test_the_kernel_runs_this_checkout_and_is_told_it_is_headless(tmp_path):
+    nb = _notebook(
+        "import os, helpers\n"
+        "print('HELPERS', helpers.__file__)\n"
+        "print('PYTHONPATH', os.environ['PYTHONPATH'])\n"
+        "print('STATIC', os.environ['COURSE_STATIC_WIDGETS'], 'RUN', os.environ['COURSE_RUN_ID'])"
+    )
+    src = tmp_path / "07_env.ipynb"
+    nbformat.write(nb, src)
+    seconds, error = runner.execute(
+        src, tmp_path / "out.ipynb", profile="smoke", build=tmp_path, run_id="run-42"
+    )
+    assert not error, error
+    cells = nbformat.read(tmp_path / "out.ipynb", 4).cells
+    text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    root = str(runtime.project_root())
+    assert f"HELPERS {root}/helpers/__init__.py" in text
+    assert f"PYTHONPATH {root}" in text and "STATIC 1 RUN run-42" in text
+
+
+def test_site_never_empties_a_folder_it_did_not_make(tmp_path):
+    from helpers.course import website
+
+    mine = tmp_path / "mine"
+    (mine / "src").mkdir(parents=True)
+    (mine / "src" / "thesis.tex").write_text("months of work")
+    with pytest.raises(ValueError, match="not empty and was not made by"):
+        website.assemble(mine)
+    assert (mine / "src" / "thesis.tex").read_text() == "months of work"
+    fresh = tmp_path / "fresh"
+    src = website.assemble(fresh)  # a new folder is made and marked, then reused
+    assert (fresh / website.MARKER).exists() and (src / "notebooks").is_dir()
+    (src / "stale.md").write_text("old")
+    website.assemble(fresh)
+    assert not (src / "stale.md").exists()
+    with pytest.raises(ValueError, match="is a file"):
+        website.assemble(mine / "src" / "thesis.tex")
+
+
+def test_cli_errors_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["run", "--profile", "smoke", "--only", "00", "--out", str(blocker / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: cannot write") and str(blocker) in err
+    assert main(["site", "--out", str(blocker / "site")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocker) in err
+
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "build" / "x.png"))
+
+    monkeypatch.setattr(runner, "run_notebooks", full)
+    assert main(["run", "--profile", "smoke", "--out", str(tmp_path / "build")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write {tmp_path / 'build' / 'x.png'}: No space left on device\n"

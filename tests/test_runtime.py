@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import runtime
+from helpers import results, runtime
 
 
 def test_resolve_concrete_profiles(no_profile_env):
@@ -103,3 +103,39 @@ def test_thread_count_from_the_environment():
                 runtime.configure_threads({"COURSE_NUM_THREADS": bad})
     finally:
         torch.set_num_threads(before)
+
+
+def test_setup_names_the_helpers_in_use_when_they_are_not_the_checkouts(
+    no_profile_env, capsys, tmp_path, monkeypatch
+):
+    other = tmp_path / "other-checkout"
+    (other / "helpers").mkdir(parents=True)
+    (other / "helpers" / "__init__.py").write_text("")
+    (other / "pyproject.toml").write_text("[project]\nname = 'imgen-course'\n")
+    (other / "notebooks").mkdir()
+    monkeypatch.chdir(other / "notebooks")  # a notebook of another checkout
+    runtime.setup("smoke", seed=0)
+    out = capsys.readouterr().out
+    ours = runtime.project_root() / "helpers"
+    assert f"helpers={ours} (not this checkout's: {other.resolve()})" in out
+    monkeypatch.chdir(runtime.project_root() / "notebooks")  # this checkout's own notebooks
+    runtime.setup("smoke", seed=0)
+    assert "not this checkout" not in capsys.readouterr().out
+    assert runtime.foreign_helpers(tmp_path) is None  # outside any checkout: nothing to say
+
+
+def test_run_ids_keep_two_runs_results_apart(no_profile_env, monkeypatch):
+    monkeypatch.setenv("COURSE_RUN_ID", "run-a")
+    a = runtime.setup("smoke", notebook="99_demo", verbose=False)
+    assert a.run_id == "run-a"
+    a.record("x", 1.0, label="a")
+    monkeypatch.setenv("COURSE_RUN_ID", "run-b")  # a second run of the notebook, same folder
+    b = runtime.setup("smoke", notebook="99_demo", verbose=False)
+    a.record("y", 2.0, label="late number of run a")
+    data = results.read(b.results_path)  # run a rewrote the file: all of its numbers, no mix
+    assert data["run_id"] == "run-a" and [r.key for r in data["results"]] == ["x", "y"]
+    b.record("z", 3.0, label="b")
+    data = results.read(b.results_path)
+    assert data["run_id"] == "run-b" and [r.key for r in data["results"]] == ["z"]
+    monkeypatch.delenv("COURSE_RUN_ID")
+    assert runtime.setup("smoke", verbose=False).run_id  # a fresh id outside a runner

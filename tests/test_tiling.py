@@ -60,3 +60,12 @@ def test_bad_inputs():
         tiling.embed_tiles(torch.zeros(1, 1, 8, 8), lambda t: t, tile_size=4)
     with pytest.raises(ValueError, match="encoder must return"):
         tiling.embed_tiles(torch.zeros(1, 8, 8), lambda t: t, tile_size=4)
+
+
+def test_sizes_are_checked():
+    with pytest.raises(ValueError, match="tile_size must be a positive int"):
+        tiling.grid_index(torch.tensor([[0, 8]]), 0)
+    with pytest.raises(ValueError, match="n_components must be a positive int"):
+        tiling.pca_colors(torch.rand(4, 4, 8), n_components=0)
+    with pytest.raises(ValueError, match="stride must be a positive int"):
+        tiling.tile_coords(16, 16, 4, 0)

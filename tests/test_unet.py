@@ -121,3 +121,39 @@ def test_timestep_embedding_shape_and_range():
     e = sinusoidal.sinusoidal_embedding(torch.tensor([0, 1, 999]), 9)
     assert e.shape == (3, 9)
     assert e.abs().max() <= 1.0
+
+
+def test_unet_runs_in_bfloat16_end_to_end():
+    """diffusers' U-Net runs in bf16; ours too: the float32 sinusoids follow the weights."""
+    for kw, extra in (
+        ({"num_classes": 3}, {"y": torch.tensor([0, 3])}),
+        ({"cond_dim": 4}, {"cond": torch.rand(2, 4)}),
+        ({"cond_dim": 4, "cond_mode": "cross_attention"}, {"cond": torch.rand(2, 4)}),
+    ):
+        net = UNet(1, base_channels=8, channel_mults=(1, 2), seed=0, **kw)
+        ref = net(torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                  torch.tensor([1, 7]), **extra)  # fmt: skip
+        net = net.to(torch.bfloat16)
+        out = net(torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)).bfloat16(),
+                  torch.tensor([1, 7]), **extra)  # fmt: skip
+        assert out.dtype == torch.bfloat16 and bool(torch.isfinite(out.float()).all())
+        torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.1)
+
+
+def test_unet_input_dtype_and_options_are_checked():
+    net = UNet(1, base_channels=8, channel_mults=(1, 2), seed=0)
+    with pytest.raises(TypeError, match=r"x.float\(\) / 255"):
+        net(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([1, 2]))
+    with pytest.raises(
+        TypeError, match=r"torch.float32 but the network's weights are torch.bfloat16"
+    ):
+        net.to(torch.bfloat16)(torch.rand(2, 1, 8, 8), torch.tensor([1, 2]))
+    for kw, message in (
+        ({"num_classes": 0}, "num_classes must be a positive int"),  # 0 is not "no labels"
+        ({"cond_dim": 0}, "cond_dim must be a positive int"),
+        ({"heads": 0}, "heads must be a positive int"),
+        ({"dropout": 1.5}, r"dropout must be in \[0, 1\]"),
+        ({"channel_mults": (0,)}, "each of channel_mults must be a positive int"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            UNet(1, base_channels=8, **kw)

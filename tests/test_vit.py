@@ -172,3 +172,29 @@ def test_vit_parameter_count_fixed_architecture():
 def test_presets_valid():
     for profile in ("smoke", "laptop", "gpu"):
         assert vit.ViTConfig.preset(profile).epochs >= 1
+
+
+def test_patch_embed_names_the_dtype_it_wants():
+    pe = vit.PatchEmbed(8, 4, 1, 16)
+    with pytest.raises(TypeError, match=r"x.float\(\) / 255"):
+        pe(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(
+        TypeError, match=r"torch.float16 but the network's weights are torch.float32"
+    ):
+        pe(torch.rand(2, 1, 8, 8).half())
+    assert pe.half()(torch.rand(2, 1, 8, 8).half()).dtype == torch.float16
+    with pytest.raises(ValueError, match="embed_dim must be a positive int"):
+        vit.PatchEmbed(8, 4, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"patch_size": 0}, "patch_size must be a positive int"),  # it divided by zero
+        ({"num_heads": 0}, "num_heads must be a positive int"),
+        ({"lr": float("nan")}, "lr must be positive"),
+    ],
+)
+def test_vit_config_checks_before_dividing(option, message):
+    with pytest.raises(ValueError, match=message):
+        vit.ViTConfig(**option)

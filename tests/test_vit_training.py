@@ -85,3 +85,48 @@ def test_bad_inputs():
     model = vit.TinyViT(small_cfg())
     with pytest.raises(ValueError, match="residual"):
         vit.attention_rollout(model, images, residual=2.0)
+
+
+def test_classifier_loop_refuses_integer_nan_and_empty_images():
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(TypeError, match=r"images.float\(\) / 255"):
+        classifier.train_classifier(x.mul(255).to(torch.uint8), y, epochs=1, device="cpu")
+    bad = x.clone()
+    bad[2, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="images holds 1 non-finite"):
+        classifier.train_classifier(bad, y, epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="empty"):
+        classifier.train_classifier(x[:0], y[:0], epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="labels must be class indices ≥ 0"):
+        classifier.train_classifier(x, torch.tensor([0, -1, 0, 1]), epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+        classifier.train_classifier(x, y, num_classes=0, epochs=1, device="cpu")  # not "None"
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        classifier.predict(classifier.SmallCNN(1, 2), x, batch_size=0)
+
+
+def test_classifier_loss_that_becomes_non_finite_names_the_epoch():
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1])
+    net = classifier.SmallCNN(1, 2, seed=0)
+    net.head.register_forward_hook(lambda m, i, o: o * float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1 of 2"):
+        classifier.fit(net, x, y, epochs=2, batch_size=2)
+
+
+def test_fit_callback_sees_every_epoch_in_eval_mode_and_training_resumes():
+    images, labels = toy_data(32)
+    model = vit.TinyViT(small_cfg(), seed=0)
+    seen = []
+
+    def callback(epoch, m):
+        seen.append((epoch, m.training, torch.is_grad_enabled()))
+
+    losses = classifier.fit(
+        model, images, labels, epochs=3, batch_size=16, seed=0, callback=callback
+    )
+    assert seen == [(1, False, False), (2, False, False), (3, False, False)]
+    # the callback does not change the run: same losses without it
+    again = classifier.fit(
+        vit.TinyViT(small_cfg(), seed=0), images, labels, epochs=3, batch_size=16, seed=0
+    )
+    assert losses == again

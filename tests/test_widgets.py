@@ -55,3 +55,80 @@ def test_bad_input():
         widgets.snapshot_slider([], static=True, display=False)
     with pytest.raises(ValueError, match="2 titles for 3 images"):
         widgets.snapshot_slider(torch.rand(3, 1, 4, 4), ["a", "b"], static=True, display=False)
+
+
+# --------------------------------------------------------------------------------------------
+# headless runners: the runner's word decides, and a picture is always saved
+
+
+SLIDER = (
+    "import torch\n"
+    "from helpers import widgets\n"
+    "view = widgets.snapshot_slider([torch.zeros(1, 4, 4), torch.ones(1, 4, 4)], ['a', 'b'])\n"
+)
+
+
+def _slider_notebook():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(SLIDER)]
+    return nb
+
+
+def _mimetypes(nb) -> set[str]:
+    return {k for o in nb.cells[0].outputs for k in o.get("data", {})}
+
+
+@pytest.fixture
+def kernel_env(monkeypatch):
+    """A kernel environment as a user's own runner would leave it: inline plots, no word yet."""
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+    return monkeypatch
+
+
+def test_nbclient_script_that_says_static_gets_a_static_picture(kernel_env):
+    from nbclient import NotebookClient
+
+    kernel_env.setenv(widgets.STATIC_ENV, "1")  # what `jupyter execute` users put before it
+    nb = _slider_notebook()
+    NotebookClient(nb, timeout=120).execute()
+    kinds = _mimetypes(nb)
+    assert "image/png" in kinds and "application/vnd.jupyter.widget-view+json" not in kinds
+
+
+def test_papermill_api_that_says_static_gets_a_static_picture(kernel_env, tmp_path):
+    import nbformat
+    import papermill as pm
+
+    kernel_env.setenv(widgets.STATIC_ENV, "1")
+    nbformat.write(_slider_notebook(), tmp_path / "in.ipynb")
+    pm.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
+                        progress_bar=False, kernel_name="python3")  # fmt: skip
+    kinds = _mimetypes(nbformat.read(tmp_path / "out.ipynb", as_version=4))
+    assert "image/png" in kinds and "application/vnd.jupyter.widget-view+json" not in kinds
+
+
+def test_a_runner_that_says_nothing_still_saves_a_picture_beside_the_widget(kernel_env):
+    from nbclient import NotebookClient
+
+    nb = _slider_notebook()
+    NotebookClient(nb, timeout=120).execute()
+    kinds = _mimetypes(nb)
+    assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= kinds
+
+
+def test_a_static_grid_can_be_saved_by_name(tmp_path):
+    from helpers import runtime
+
+    runtime.setup("smoke", figure_dir=tmp_path, verbose=False)
+    widgets.snapshot_slider(torch.rand(3, 1, 4, 4), static=True, display=False, name="01_snaps")
+    assert (tmp_path / "01_snaps.png").exists()
+    with pytest.raises(ValueError, match="max_static must be a positive int"):
+        widgets.snapshot_slider(torch.rand(3, 1, 4, 4), static=True, display=False, max_static=0)

@@ -83,6 +83,15 @@ def doctor() -> list[Check]:
                     "reinstall scikit-image / scikit-learn / nilearn",
                 )
             )
+    root = runtime.checkout_root()
+    checks.append(
+        Check(
+            "course files",
+            (runtime.project_root() / "notebooks").is_dir(),
+            f"{runtime.project_root()} ({'checkout' if root else 'installed kit'})",
+            "reinstall the kit (`pip install imgen-course`): its notebooks are missing",
+        )
+    )
     for folder in (runtime.build_dir(), runtime.cache_dir()):
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,14 @@ from dataclasses import dataclass, fields
 
 from ..runtime import Presets
 
-__all__ = ["CondConfig", "DDPMConfig", "MemorizationExperiment", "SSLDiffusionExperiment"]
+__all__ = [
+    "CondConfig",
+    "DDPMConfig",
+    "MeasuringExperiment",
+    "MemorizationExperiment",
+    "RealNoiseExperiment",
+    "SSLDiffusionExperiment",
+]
 
 
 def _positive(config: object, names: tuple[str, ...] | None = None) -> None:
@@ -306,4 +313,167 @@ class MemorizationExperiment(Presets):
                        base_channels=32, channel_mults=(1, 2, 2, 4), steps=6000, batch_size=64,
                        lr=2e-3, ddim_steps=25, gan_steps=5000, ssl_width=32, ssl_dim=128,
                        ssl_steps=1000, ssl_batch=256, max_shift=2, n_planted=32),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 07 — real, spatially-variant noise (SVNR)
+
+
+@dataclass(frozen=True)
+class RealNoiseExperiment(Presets):
+    """What notebook 07 measures, and how often (the denoisers' own settings are
+    :class:`helpers.svnr.SVNRConfig`).
+
+    Attributes
+    ----------
+    n_train : int
+        Clean training slices of each dataset.
+    n_test : int
+        Held-out images of every comparison (≥ 16 in ``laptop``).
+    noise_seeds : int
+        Noise draws (and sampler seeds) per held-out image.
+    datasets : tuple of str
+        Datasets with the full comparison: ``"brain"`` (coil-like noise field) and/or
+        ``"histology"`` (Poisson–Gaussian noise, grey).
+    train_seeds : int
+        Training seeds of each diffusion model (median and spread when > 1).
+    dip_scales, dip_channels, dip_iterations : int
+        The DIP network and its iteration cap (the σ² rule usually stops it earlier).
+    bm3d_images : int
+        Held-out images BM3D runs on (it costs about 2 s per image on a CPU); 0 skips it.
+    """
+
+    n_train: int = 512
+    n_test: int = 16
+    noise_seeds: int = 2
+    datasets: tuple[str, ...] = ("brain",)
+    train_seeds: int = 1
+    dip_scales: int = 3
+    dip_channels: int = 16
+    dip_iterations: int = 400
+    bm3d_images: int = 16
+
+    def __post_init__(self) -> None:
+        ints = tuple(f.name for f in fields(self) if isinstance(getattr(self, f.name), int))
+        _positive(self, tuple(n for n in ints if n != "bm3d_images"))
+        if not isinstance(self.bm3d_images, int) or self.bm3d_images < 0:
+            raise ValueError(
+                f"RealNoiseExperiment.bm3d_images must be an int ≥ 0, got {self.bm3d_images!r}"
+            )
+        unknown = sorted(set(self.datasets) - {"brain", "histology"})
+        if unknown or not self.datasets or self.datasets[0] != "brain":
+            raise ValueError(
+                f"RealNoiseExperiment.datasets must start with 'brain' and hold only 'brain' and "
+                f"'histology', got {self.datasets!r}"
+            )
+
+    @classmethod
+    def presets(cls) -> dict[str, RealNoiseExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(n_train=64, n_test=4, noise_seeds=1, datasets=("brain", "histology"),
+                         train_seeds=2, dip_scales=2, dip_channels=8, dip_iterations=20,
+                         bm3d_images=2),
+            "laptop": cls(),
+            "gpu": cls(n_train=4096, n_test=64, noise_seeds=3, datasets=("brain", "histology"),
+                       train_seeds=3, dip_scales=4, dip_channels=64, dip_iterations=3000,
+                       bm3d_images=64),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 08 — measuring images
+
+
+@dataclass(frozen=True)
+class MeasuringExperiment(Presets):
+    """Sizes and budgets of notebook 08: perceptual triplets, OOD volumes, FIN classifiers.
+
+    The methods' own settings live with them (``SSLConfig``, ``ViTConfig``, ``AEConfig`` in
+    :mod:`helpers.ood`, ``FINConfig`` in :mod:`helpers.radiomics`).
+
+    Attributes
+    ----------
+    size : int
+        Side of the histology patches of the triplets (the SSL encoder's patch size).
+    n_train_triplets, n_test_triplets : int
+        Triplets per distortion family from the training region (to tune the ensemble's head)
+        and from the held-out region (to measure).
+    pool : int
+        Candidates for each triplet's look-alike patch.
+    n_gallery : int
+        Training patches (non-overlapping, at most as many as fit) among which edited copies are
+        searched.
+    vit_epochs, vit_depth : int
+        The tiny ViT whose class token is one of the ensemble's encoders.
+    head_steps : int
+        Adam steps of the ensemble's head.
+    n_boot : int
+        Bootstrap replicates of every interval.
+    vol_size : int
+        Side of the brain volumes (voxels).
+    n_vol_train, n_vol_test : int
+        In-distribution training volumes; held-out in-distribution volumes, and as many volumes
+        per out-of-distribution family.
+    hist_bins, k : int
+        Bins of the histogram embedding; neighbours of the k-NN score.
+    slice_size : int
+        Side of the brain slices of the FIN experiment.
+    n_slices_train, n_slices_val, n_slices_test : int
+        Slices to train the classifiers, to follow their accuracy each epoch, and to test them.
+    clf_epochs, clf_seeds : int
+        Epochs of each classifier, seeds per arm (≥ 5 in the laptop profile).
+    target_accuracy : float
+        The validation accuracy whose first epoch is counted.
+    """
+
+    size: int = 32
+    n_train_triplets: int = 150
+    n_test_triplets: int = 150
+    pool: int = 64
+    n_gallery: int = 160
+    vit_epochs: int = 10
+    vit_depth: int = 2
+    head_steps: int = 300
+    n_boot: int = 1000
+    vol_size: int = 48
+    n_vol_train: int = 100
+    n_vol_test: int = 50
+    hist_bins: int = 64
+    k: int = 5
+    slice_size: int = 32
+    n_slices_train: int = 320
+    n_slices_val: int = 320
+    n_slices_test: int = 400
+    clf_epochs: int = 20
+    clf_seeds: int = 5
+    target_accuracy: float = 0.8
+
+    def __post_init__(self) -> None:
+        _positive(self)
+        if self.k > self.n_vol_train:
+            raise ValueError(
+                f"MeasuringExperiment.k={self.k} exceeds n_vol_train={self.n_vol_train}"
+            )
+        if self.vol_size % 8 or self.slice_size % 8:
+            raise ValueError(
+                f"vol_size and slice_size must be divisible by 8, got {self.vol_size}, {self.slice_size}"
+            )
+        if not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+
+    @classmethod
+    def presets(cls) -> dict[str, MeasuringExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(size=16, n_train_triplets=6, n_test_triplets=6, pool=16, n_gallery=16, vit_epochs=1,
+                         vit_depth=1, head_steps=20, n_boot=50, vol_size=16, n_vol_train=10,
+                         n_vol_test=6, hist_bins=32, k=3, slice_size=16, n_slices_train=32,
+                         n_slices_val=32, n_slices_test=32, clf_epochs=2, clf_seeds=2),
+            "laptop": cls(),
+            "gpu": cls(size=64, n_train_triplets=500, n_test_triplets=500, pool=128, n_gallery=160, vit_epochs=30,
+                       vit_depth=4, head_steps=500, n_boot=2000, vol_size=96, n_vol_train=300,
+                       n_vol_test=150, hist_bins=128, k=5, slice_size=64, n_slices_train=2000,
+                       n_slices_val=1000, n_slices_test=2000, clf_epochs=30, clf_seeds=10),
         }  # fmt: skip

@@ -1,7 +1,13 @@
 """The run report (``report.html`` and ``run.json``) and the "What you should see" tables.
 
-After a run, :func:`write_report` writes one page with each notebook's status, wall time, figures
-and headline results (read from the results files the notebooks wrote, :mod:`helpers.results`).
+After a run, :func:`write_report` writes one page that reads like the chapter's results: per
+notebook its title, status and wall time, its headline results as a table (measured value,
+target, the paper's value, pass / warn / not comparable, the profile; read from the results files
+the notebooks wrote, :mod:`helpers.results`), and each figure with a caption that says what it
+shows, also its alt text (:func:`figure_caption`); then the run's environment. Runs into one
+folder add up: the page keeps the notebooks of earlier runs that this run did not execute, each
+marked with the time of its own run, so two people (or two terminals) sharing a build folder do
+not erase each other's report.
 After a laptop refresh of the committed notebooks, :func:`store_results` keeps a copy of each
 notebook's results file beside the notebooks (``notebooks/results/<notebook>.<profile>.json``),
 and :func:`fill_what_you_should_see` and :func:`fill_lesson_page` render the table of the
@@ -11,14 +17,19 @@ from it, between the markers :data:`BEGIN` and :data:`END`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
+import platform
+import re
 import shutil
-from dataclasses import asdict, dataclass, field
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .. import results, runtime
+from .. import files, results, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +48,10 @@ class NotebookResult:
     figures: list[str] = field(default_factory=list)
     error: str = ""
     results: list[dict] = field(default_factory=list)
+    title: str = ""
+    captions: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    started: str = ""
 
 
 @dataclass
@@ -49,6 +64,8 @@ class RunReport:
     started: str
     notebooks: list[NotebookResult]
     versions: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -143,65 +160,229 @@ def table_in_notebook(path: Path) -> str | None:
     return None
 
 
-def _results_table(items: list[dict]) -> str:
+STATUS_WORDS = {"pass": "pass", "warn": "warn", "n/a": "not comparable"}
+"""How the report words a result's status (:attr:`helpers.results.Result.status`)."""
+
+
+def notebook_title(path: Path) -> str:
+    """The title of a notebook: the first ``# `` heading of its first markdown cell ("" if none)."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+            return ""
+    return ""
+
+
+_MARKUP = re.compile(r"[`*_]")
+
+
+def figure_map_captions(path: Path | None = None) -> dict[str, str]:
+    """File name → what the figure shows, from the "figure" column of ``course/figure_map.md``."""
+    path = path or runtime.project_root() / "course" / "figure_map.md"
+    if not path.exists():
+        return {}
+    out = {}
+    head: list[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("|") or set(line) <= set("|-: "):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if head is None:
+            head = cells
+            continue
+        row = dict(zip(head, cells, strict=False))
+        figure = _MARKUP.sub("", row.get("figure", "")).strip()
+        if not figure:
+            continue
+        where = "; ".join(
+            text
+            for text in (
+                _MARKUP.sub("", row.get("chapter topic", "")).strip(),
+                f"section “{row['section (cell)']}”" if row.get("section (cell)") else "",
+            )
+            if text
+        )
+        caption = figure[0].upper() + figure[1:] + (f" ({where})" if where else "")
+        for name in re.findall(r"`([^`]+\.png)`", row.get("file", "")):
+            out[name] = caption
+    return out
+
+
+def figure_caption(path: Path, mapped: dict[str, str] | None = None) -> str:
+    """What a saved figure shows: the caption stored by ``plot.savefig(..., caption=…)``, else its
+    row of the figure map, else a sentence saying that it has no caption."""
+    from ..plot import caption_of
+
+    stored = caption_of(path) if path.exists() else None
+    if stored:
+        return stored
+    mapped = figure_map_captions() if mapped is None else mapped
+    if mapped.get(path.name):
+        return mapped[path.name]
+    return f"{path.stem} (no caption: pass caption= to plot.savefig or list it in the figure map)"
+
+
+def environment() -> dict[str, str]:
+    """The machine and software a run used, as the report's last table shows it."""
+    import os
+
+    import torch
+
+    env = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu cores": str(os.cpu_count()),
+        "torch threads": os.environ.get("COURSE_NUM_THREADS", "") or str(torch.get_num_threads()),
+        "torch built for cuda": torch.version.cuda or "—",
+    }
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    for package in ("imgen-course", "torch", "diffusers", "timm", "numpy", "papermill"):
+        env[package] = runtime.version(package)
+    return env
+
+
+def _results_table(items: list[dict], profile: str) -> str:
     """An HTML table of a notebook's recorded results (empty when it recorded none)."""
     esc = html.escape
     if not items:
-        return ""
+        return "<p class='none'>This notebook recorded no headline results.</p>"
     rows = "".join(
-        f"<tr><td>{esc(r.label)}</td><td>{esc(r.display())}</td><td>{esc(r.target() or '—')}</td>"
-        f"<td class='{r.status.replace('/', '')}'>{r.status}</td><td>{esc(r.paper or '—')}</td></tr>"
+        f"<tr><td>{esc(r.label)}</td><td class='num'>{esc(r.display())}</td>"
+        f"<td>{esc(r.target() or '—')}</td><td>{esc(r.paper or '—')}</td>"
+        f"<td class='{r.status.replace('/', '')}'>{STATUS_WORDS[r.status]}</td>"
+        f"<td>{esc(profile)}</td></tr>"
         for r in map(results.Result.from_dict, items)
     )
     return (
-        "<table class='results'><tr><th>result</th><th>measured</th><th>target</th>"
-        f"<th>status</th><th>paper</th></tr>{rows}</table>"
+        "<table class='results'><caption>Headline results</caption><tr><th>result</th>"
+        "<th>measured</th><th>target</th><th>paper</th><th>status</th><th>profile</th></tr>"
+        f"{rows}</table>"
     )
 
 
+PROFILE_NOTES = {
+    "smoke": "Smoke profile: tiny sizes that only prove the code runs; its numbers are not "
+    "comparable with the paper or the targets.",
+    "laptop": "Laptop profile: course-scale runs on a CPU; each number is checked against the "
+    "target the notebook states.",
+    "gpu": "GPU profile: the chapter's figures at full scale.",
+}
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """An exclusive lock on ``root/.report.lock`` (where ``fcntl`` exists) while the report is
+    read, merged and written."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: runs into one folder are rarer there
+        yield
+        return
+    with open(root / ".report.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _earlier(root: Path, keep_out: set[str]) -> list[NotebookResult]:
+    """Notebooks of earlier runs recorded in ``root/run.json`` that are not in ``keep_out``."""
+    try:
+        data = json.loads((root / "run.json").read_text(encoding="utf-8"))
+        names = {f.name for f in fields(NotebookResult)}
+        earlier = [NotebookResult(**{k: v for k, v in nb.items() if k in names})
+                   for nb in data.get("notebooks", [])]  # fmt: skip
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    for nb in earlier:
+        nb.started = nb.started or str(data.get("started", ""))
+    return [nb for nb in earlier if nb.name not in keep_out]
+
+
 def write_report(report: RunReport) -> Path:
-    """Write ``run.json`` and ``report.html`` into the report's folder."""
+    """Write ``run.json`` and ``report.html`` into the report's folder (atomically), keeping the
+    notebooks that earlier runs into the folder executed and this one did not."""
     root = Path(report.out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    data = asdict(report)
-    (root / "run.json").write_text(json.dumps(data, indent=2))
+    with _locked(root):
+        merged = sorted(
+            _earlier(root, {nb.name for nb in report.notebooks}) + list(report.notebooks),
+            key=lambda nb: nb.name,
+        )
+        shown = RunReport(**{**{f.name: getattr(report, f.name) for f in fields(report)},
+                             "notebooks": merged})  # fmt: skip
+        files.write_text(root / "run.json", json.dumps(asdict(shown), indent=2))
+        return _write_page(shown, root)
+
+
+def _write_page(report: RunReport, root: Path) -> Path:
     esc = html.escape
     total = sum(nb.seconds for nb in report.notebooks)
     rows = "".join(
-        f"<tr><td><a href='#{esc(nb.name)}'>{esc(nb.name)}</a></td><td class='{nb.status}'>{nb.status}</td>"
-        f"<td>{nb.seconds:.1f} s</td><td>{len(nb.figures)}</td></tr>"
+        f"<tr><td><a href='#{esc(nb.name)}'>{esc(nb.name)}</a></td><td>{esc(nb.title)}</td>"
+        f"<td class='{nb.status}'>{nb.status}</td><td>{nb.seconds:.1f} s</td>"
+        f"<td>{len(nb.results)}</td><td>{len(nb.figures)}</td></tr>"
         for nb in report.notebooks
     )
     sections = []
     for nb in report.notebooks:
         figs = "".join(
-            f"<figure><img src='figures/{esc(f)}' alt='{esc(f)}'><figcaption>{esc(f)}</figcaption></figure>"
+            f"<figure><img src='figures/{esc(f)}' alt='{esc(nb.captions.get(f, f))}'>"
+            f"<figcaption><b>{esc(f)}</b> — {esc(nb.captions.get(f, f))}</figcaption></figure>"
             for f in nb.figures
         )
         err = f"<pre class='error'>{esc(nb.error)}</pre>" if nb.error else ""
-        err += _results_table(nb.results)
-        sections.append(
-            f"<section id='{esc(nb.name)}'><h2>{esc(nb.name)}</h2>"
-            f"<p>status <b class='{nb.status}'>{nb.status}</b> · wall time {nb.seconds:.1f} s · "
-            f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}<div class='figs'>{figs or '<p>no figures</p>'}</div></section>"
+        other_run = (
+            f" · from an earlier run ({esc(nb.started)})"
+            if report.run_id and nb.run_id != report.run_id
+            else ""
         )
-    versions = " · ".join(f"{k} {esc(v)}" for k, v in report.versions.items())
+        sections.append(
+            f"<section id='{esc(nb.name)}'><h2>{esc(nb.title or nb.name)}</h2>"
+            f"<p><code>{esc(nb.name)}</code> · status <b class='{nb.status}'>{nb.status}</b>{other_run} · "
+            f"wall time {nb.seconds:.1f} s · "
+            f"<a href='{esc(nb.output)}'>executed notebook</a></p>{err}"
+            f"{_results_table(nb.results, report.profile)}"
+            f"<div class='figs'>{figs or '<p>no figures</p>'}</div></section>"
+        )
+    env = {"profile": report.profile, "device": report.device, "started": report.started}
+    env |= report.environment or {}
+    env |= {k: v for k, v in report.versions.items() if k not in env}
+    env_rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in env.items())
+    note = PROFILE_NOTES.get(report.profile, "")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Course run report — {esc(report.profile)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<title>Course run report — {esc(report.profile)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; }}
-.ok, .pass {{ color: #176c2b; }} .failed, .warn {{ color: #b00020; }} pre.error {{ background: #fee; padding: .5em; white-space: pre-wrap; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: .8em 0; }} td, th {{ border: 1px solid #ccc; padding: .3em .8em; text-align: left; }}
+caption {{ text-align: left; font-weight: bold; padding: .2em 0; }} td.num {{ font-variant-numeric: tabular-nums; }}
+.ok, .pass {{ color: #176c2b; }} .failed, .warn {{ color: #b00020; }} .na {{ color: #555; }}
+pre.error {{ background: #fee; padding: .5em; white-space: pre-wrap; }}
 .figs {{ display: flex; flex-wrap: wrap; gap: 1em; }} figure {{ margin: 0; max-width: 32em; }}
-img {{ max-width: 100%; border: 1px solid #eee; }} figcaption {{ font-size: .8em; color: #555; }}
+img {{ max-width: 100%; border: 1px solid #eee; }} figcaption {{ font-size: .85em; color: #444; }}
+section {{ border-top: 1px solid #ddd; margin-top: 2em; }}
 </style></head><body>
 <h1>Image generative models — run report</h1>
 <p>profile <b>{esc(report.profile)}</b> · device <b>{esc(report.device)}</b> · started {esc(report.started)} ·
-total notebook time {total:.1f} s</p><p>{versions}</p>
-<table><tr><th>notebook</th><th>status</th><th>wall time</th><th>figures</th></tr>{rows}</table>
+total notebook time {total:.1f} s</p>
+<p class='note'>{esc(note)}</p>
+<table><tr><th>notebook</th><th>title</th><th>status</th><th>wall time</th><th>results</th><th>figures</th></tr>{rows}</table>
 {"".join(sections)}
+<section id='environment'><h2>Environment</h2><table class='environment'>{env_rows}</table></section>
 </body></html>
 """
-    path = root / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    return files.write_text(root / "report.html", page)

@@ -2,7 +2,9 @@
 
 ``python -m helpers site`` (or ``make site``) assembles ``build/site/src`` — the lesson pages,
 syllabus, figure map and instructor guide from ``course/`` plus copies of the notebooks — and
-runs ``jupyter-book build`` on it. Notebooks are not re-executed: the committed ones carry the
+runs ``jupyter-book build`` on it. The output folder is the kit's own: a new or empty folder is
+marked with a file ``.course-site``, and the kit only ever replaces what is inside a marked
+folder; a non-empty folder without the mark is refused, never emptied. Notebooks are not re-executed: the committed ones carry the
 outputs of a real laptop-profile run, or ``notebooks_from`` points at a ``make figures`` build.
 """
 
@@ -20,6 +22,34 @@ from .. import runtime
 logger = logging.getLogger(__name__)
 
 
+MARKER = ".course-site"
+"""The file that marks an output folder as made by :func:`build_site`."""
+
+
+def claim_output(out: Path, *, default: bool = False) -> Path:
+    """Make ``out`` the site's folder, or refuse: only folders the kit made are ever overwritten.
+
+    A missing or empty folder is created and marked (:data:`MARKER`); a marked folder is reused;
+    the default folder (``<build>/site``) is the kit's by definition.
+
+    Raises
+    ------
+    ValueError
+        ``out`` is a file, or a non-empty folder without the mark (someone else's files).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose a new or empty folder")
+    if out.is_dir() and not (out / MARKER).exists() and any(out.iterdir()) and not default:
+        raise ValueError(
+            f"--out {out} is not empty and was not made by `python -m helpers site`; the site "
+            "replaces what is in its folder, so choose a new or empty folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `python -m helpers site`; its contents are replaced\n")
+    return out
+
+
 def _copy_tree(src: Path, dst: Path) -> None:
     for path in src.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
@@ -29,8 +59,12 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def assemble(out: Path, *, notebooks_from: Path | None = None) -> Path:
-    """Copy ``course/`` and the notebooks into ``out/src``; returns that folder."""
+    """Copy ``course/`` and the notebooks into ``out/src``; returns that folder.
+
+    ``out`` must be new, empty or made by the kit (:func:`claim_output`).
+    """
     root = runtime.project_root()
+    out = claim_output(Path(out), default=Path(out) == runtime.build_dir() / "site")
     src = out / "src"
     if src.exists():
         shutil.rmtree(src)
@@ -58,6 +92,10 @@ def build_site(out: str | Path | None = None, *, notebooks_from: str | Path | No
     ------
     RuntimeError
         When ``jupyter-book`` is missing or the build fails (its log is included).
+    ValueError
+        When ``out`` is someone else's non-empty folder (:func:`claim_output`).
+    OSError
+        When ``out`` cannot be written (the error names the path).
     """
     out = Path(out) if out is not None else runtime.build_dir() / "site"
     src = assemble(out, notebooks_from=Path(notebooks_from) if notebooks_from else None)

@@ -2,7 +2,8 @@
 
 ``images`` are a float32 tensor ``(N, C, H, W)`` with values in ``[0, 1]``; :func:`to_tensor`
 turns arrays as image libraries give them into that layout, :func:`resize` and
-:func:`center_square` bring them to a common size.
+:func:`center_square` bring them to a common size. Whole 3-D scans come as :class:`Volumes`
+``(N, D, H, W)``, brought to a common cube by :func:`to_cube`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Dataset", "center_square", "check_n", "check_size", "resize", "to_tensor"]
+__all__ = [
+    "Dataset",
+    "Volumes",
+    "center_square",
+    "check_n",
+    "check_size",
+    "resize",
+    "to_cube",
+    "to_tensor",
+]
 
 
 @dataclass
@@ -49,15 +59,76 @@ class Dataset:
         return f"Dataset({self.name!r}: {n} images, {c}×{h}×{w}, {lab})"
 
 
+@dataclass
+class Volumes:
+    """3-D scans with optional labels (what :func:`helpers.datasets.load_volumes` returns).
+
+    Attributes
+    ----------
+    volumes : torch.Tensor
+        ``(N, D, H, W)`` float32 in ``[0, 1]``: ``D`` axial slices from inferior to superior,
+        each ``H × W`` with anterior at the top (the orientation of the 2-D slices).
+    labels : torch.Tensor or None
+        ``(N,)`` int64 class indices, or ``None``.
+    description : str
+        One sentence saying what the volumes are and where they come from.
+    name : str
+        The name passed to :func:`helpers.datasets.load_volumes`.
+    class_names : tuple of str
+        Names of the label values (empty when unlabelled).
+    """
+
+    volumes: torch.Tensor
+    labels: torch.Tensor | None
+    description: str
+    name: str = ""
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.volumes.shape[0])
+
+    def __repr__(self) -> str:
+        n, d, h, w = self.volumes.shape
+        lab = "unlabelled" if self.labels is None else f"{len(self.class_names) or 'int'} classes"
+        return f"Volumes({self.name!r}: {n} volumes, {d}×{h}×{w}, {lab})"
+
+
 # --------------------------------------------------------------------------------------------
 # small utilities shared by the loaders
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1]."""
+    """(H, W) / (H, W, C) / (N, H, W) / (N, H, W, C) array → float32 tensor (N, C, H, W) in [0, 1].
+
+    Unsigned integers are divided by their type's maximum (255 for ``uint8``, 65535 for
+    ``uint16``), booleans give 0 and 1, floats must already lie in ``[0, 1]``. A fourth channel is
+    alpha: the image is composited over white, as a viewer shows it.
+
+    Raises
+    ------
+    TypeError
+        Signed integers (their range is unknown: scale them to ``[0, 1]`` floats first).
+    ValueError
+        NaN or Inf, or floats outside ``[0, 1]``.
+    """
     a = np.asarray(array)
-    scale = 255.0 if a.dtype == np.uint8 else 1.0
-    a = a.astype(np.float32) / scale
+    if a.dtype == np.bool_:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.unsignedinteger):
+        a = a.astype(np.float32) / np.float32(np.iinfo(a.dtype).max)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError(f"image holds {int((~np.isfinite(a)).sum())} NaN or Inf value(s)")
+        if a.size and (a.min() < -1e-6 or a.max() > 1 + 1e-6):
+            raise ValueError(
+                f"float images must lie in [0, 1], got values from {a.min():.4g} to {a.max():.4g}"
+            )
+    else:
+        raise TypeError(
+            f"expected an unsigned-integer, boolean or float image, got dtype {a.dtype}; scale it "
+            "to floats in [0, 1] first"
+        )
     if a.ndim == 2:
         a = a[None, :, :, None]
     elif (
@@ -69,6 +140,10 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
         a = a[None]
     elif a.ndim == 3:
         a = a[..., None]
+    if a.ndim != 4:
+        raise ValueError(f"expected (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got {a.shape}")
+    if a.shape[-1] == 4:  # RGBA over white
+        a = a[..., :3] * a[..., 3:] + (1 - a[..., 3:])
     t = torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(0, 3, 1, 2)
     return t.clamp(0, 1).contiguous()
 
@@ -92,6 +167,8 @@ def center_square(images: torch.Tensor) -> torch.Tensor:
 
 
 def check_size(size: int | None, default: int, maximum: int, name: str) -> int:
+    """``size`` (``None``: ``default``) as an int in ``[4, maximum]``; ``0`` is an error, never
+    the default."""
     if size is None:
         return default
     if not isinstance(size, int) or isinstance(size, bool):
@@ -102,6 +179,7 @@ def check_size(size: int | None, default: int, maximum: int, name: str) -> int:
 
 
 def check_n(n: int | None, default: int, name: str, maximum: int | None = None) -> int:
+    """``n`` (``None``: ``default``) as an int in ``[1, maximum]``."""
     if n is None:
         return default
     if not isinstance(n, int) or isinstance(n, bool):
@@ -111,3 +189,33 @@ def check_n(n: int | None, default: int, name: str, maximum: int | None = None) 
     if maximum is not None and n > maximum:
         raise ValueError(f"n={n} is more than {name!r} holds ({maximum} images)")
     return n
+
+
+def to_cube(
+    volume: np.ndarray, size: int, *, threshold: float = 0.05, margin: int = 2
+) -> torch.Tensor:
+    """Crop a ``(D, H, W)`` volume in ``[0, 1]`` to the box of its voxels above ``threshold``
+    (plus ``margin`` voxels), pad it to a cube around its centre and resample it to
+    ``size × size × size`` (area averaging when shrinking, which is anti-aliased; trilinear
+    interpolation when enlarging).
+
+    Returns a float32 tensor ``(size, size, size)`` in ``[0, 1]``.
+    """
+    v = np.asarray(volume, dtype=np.float32)
+    if v.ndim != 3:
+        raise ValueError(f"expected a (D, H, W) volume, got shape {v.shape}")
+    inside = np.argwhere(v > threshold)
+    if len(inside):
+        lo = np.maximum(inside.min(0) - margin, 0)
+        hi = np.minimum(inside.max(0) + margin + 1, v.shape)
+        v = v[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    side = max(v.shape)
+    cube = np.zeros((side,) * 3, dtype=np.float32)
+    starts = [(side - s) // 2 for s in v.shape]
+    cube[tuple(slice(a, a + s) for a, s in zip(starts, v.shape, strict=True))] = v
+    out = torch.from_numpy(cube)[None, None]
+    if side > size:
+        out = F.interpolate(out, size=(size,) * 3, mode="area")
+    elif side < size:
+        out = F.interpolate(out, size=(size,) * 3, mode="trilinear", align_corners=False)
+    return out[0, 0].clamp(0, 1).contiguous()

@@ -136,3 +136,26 @@ def generate(
     has_lesion[rng.permutation(n)[: round(lesion_fraction * n)]] = True
     images = add_lesions(images, has_lesion, rng)
     return images.clamp(0, 1).contiguous(), torch.from_numpy(has_lesion.astype(np.int64))
+
+
+def lesion_maps(
+    n: int, size: int, *, seed: int = 0, lesion_fraction: float = 0.5, deform: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The slices of :func:`generate`, their labels, and where each lesion is.
+
+    The phantom knows its lesions: the same seed with ``lesion_fraction=0`` gives the same slices
+    without them (the random draws that place the lesions come after everything else), so their
+    difference is the lesion itself.
+
+    Returns
+    -------
+    images : Tensor ``(n, 1, size, size)`` in [0, 1], as :func:`generate` returns them.
+    labels : Tensor ``(n,)`` int64, 1 where a lesion was painted.
+    healthy : Tensor ``(n, 1, size, size)``: the same slices without any lesion.
+    """
+    images, labels = generate(n, size, seed=seed, lesion_fraction=lesion_fraction, deform=deform)
+    healthy, _ = generate(n, size, seed=seed, lesion_fraction=0.0, deform=deform)
+    same = (images == healthy).flatten(1).all(1)
+    if bool((same != (labels == 0)).any()):  # the draw order this relies on has changed
+        raise RuntimeError("brain_phantom.generate no longer draws lesions last; fix lesion_maps")
+    return images, labels, healthy

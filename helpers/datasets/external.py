@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..runtime import cache_dir, project_root
-from .base import Dataset, center_square, resize, to_tensor
+from .base import Dataset, Volumes, center_square, check_n, check_size, resize, to_cube
 
 logger = logging.getLogger(__name__)
 
@@ -67,35 +67,130 @@ def _subset(count: int, n: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:n])
 
 
-def image_folder(n, size, seed, root, *, channels: int = 3):
-    """Images under ``root/<class>/*.png|jpg|…``; labels are the sorted class folder names."""
-    from PIL import Image
+def _visible(path: Path) -> bool:
+    """Not hidden: no leading ``.`` (``.ipynb_checkpoints``, macOS ``._x.png`` resource forks)
+    and not ``__pycache__`` / ``__MACOSX`` (zip archives made on a Mac)."""
+    return not path.name.startswith(".") and path.name not in ("__pycache__", "__MACOSX")
 
+
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+"""Pillow modes of 16-bit integer, 32-bit integer and 32-bit float single-channel images."""
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """One image file as an image viewer shows it: ``(H, W, channels)`` float32 in ``[0, 1]``.
+
+    * the EXIF orientation is applied (photos from phones and cameras stand upright);
+    * 8-bit modes (grey, RGB, palette, CMYK, YCbCr, bilevel …) are converted by Pillow; 16-bit
+      images (``I;16``, and Pillow's ``I`` holding values up to 65535, as 16-bit PNGs from
+      microscopes and scanners) are divided by 65535; 32-bit float images (``F``, e.g. TIFFs)
+      in ``[0, 1]`` are kept, others are scaled by their own minimum and maximum (as ImageJ shows
+      them), with a warning;
+    * transparency (an alpha channel, a palette's transparent colour, ``LA``/``PA``/``RGBA``) is
+      composited over white, as a browser shows it on a page;
+    * grey becomes RGB by repetition, RGB becomes grey by ITU-R 601 luma (Pillow's ``"L"``).
+
+    Raises
+    ------
+    ValueError
+        The file cannot be decoded (truncated, not an image), or holds NaN or Inf, or integer
+        values outside 16 bits; the message names the file.
+    """
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    try:
+        with Image.open(path) as opened:
+            img = ImageOps.exif_transpose(opened)
+            img.load()
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError … for bad files
+        raise ValueError(f"{path} is not a readable image ({type(err).__name__}: {err})") from err
+    if img.mode in HIGH_DEPTH_MODES:
+        a = np.asarray(img)
+        if a.dtype.kind == "f":
+            if not np.isfinite(a).all():
+                raise ValueError(
+                    f"{path} holds {int((~np.isfinite(a)).sum())} NaN or Inf pixel(s); fix the file"
+                )
+            low, high = float(a.min()), float(a.max())
+            if low < 0 or high > 1:
+                logger.warning("%s: float pixels in [%g, %g], scaled to [0, 1]", path, low, high)
+                a = (a - low) / (high - low) if high > low else np.zeros_like(a)
+        else:
+            if int(a.min()) < 0 or int(a.max()) > 65535:
+                raise ValueError(
+                    f"{path} holds 32-bit integer pixels from {int(a.min())} to {int(a.max())}, "
+                    "outside 16 bits; convert it to 8- or 16-bit, or to float in [0, 1]"
+                )
+            a = a / 65535.0
+        grey = a.astype(np.float32)[..., None]
+        return np.repeat(grey, channels, axis=-1) if channels == 3 else grey
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info:
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img.convert("RGBA"))
+    a = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    return a[..., None] if a.ndim == 2 else a
+
+
+def image_folder(n, size, seed, root, *, channels: int = 3):
+    """Images under ``root/<class>/*.png|jpg|tif|…``; labels are the sorted class folder names.
+
+    Only real class folders count: hidden folders (``.ipynb_checkpoints``, ``.DS_Store``
+    bundles …), ``__pycache__`` and ``__MACOSX`` are skipped, and so are hidden files (macOS
+    ``._*`` resource forks). Every file is read as a viewer shows it (:func:`read_image`), cropped
+    to its central square and resized to ``size`` (default 64).
+
+    Raises
+    ------
+    ValueError
+        No ``root``; ``channels`` not 1 or 3; ``size``/``n`` not positive ints; a class folder
+        without images (its label would shift every later class); a file that is not a
+        readable image (named).
+    FileNotFoundError
+        ``root`` does not exist or holds no images in class folders.
+    """
     if root is None:
         raise ValueError("image_folder needs root=<folder with one sub-folder per class>")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+    size = check_size(size, 64, 4096, "image_folder")
+    check_n(n, 0, "image_folder")
     root = Path(root)
     if not root.is_dir():
         raise _no_folder("image_folder", root)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = [
-        (f, c)
-        for c, cls in enumerate(classes)
-        for f in sorted((root / cls).iterdir())
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and _visible(p))
+    per_class = {
+        cls: [
+            f
+            for f in sorted((root / cls).iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and _visible(f)
+        ]
+        for cls in classes
+    }
+    files = [(f, c) for c, cls in enumerate(classes) for f in per_class[cls]]
     if not files:
         raise _missing(
             "image_folder", root, f"images ({', '.join(IMAGE_SUFFIXES)}) in class sub-folders"
         )
+    empty = [cls for cls in classes if not per_class[cls]]
+    if empty:
+        raise ValueError(
+            f"image_folder: the class folder(s) {', '.join(map(repr, empty))} under {root} hold no "
+            f"images ({', '.join(IMAGE_SUFFIXES)}); remove them or add images, so that the labels "
+            "of the other classes do not depend on them"
+        )
     pick = _subset(len(files), n, seed)
-    size = size or 64
-    mode = "L" if channels == 1 else "RGB"
     images = [
-        resize(center_square(to_tensor(np.asarray(Image.open(files[i][0]).convert(mode)))), size)
+        resize(
+            center_square(
+                torch.from_numpy(read_image(files[i][0], channels)).permute(2, 0, 1)[None]
+            ),
+            size,
+        )
         for i in pick
-    ]
+    ]  # each (1, C, size, size)
     labels = torch.tensor([files[i][1] for i in pick], dtype=torch.int64)
     return Dataset(
         torch.cat(images),
@@ -162,6 +257,29 @@ def _seg_path(vol_path: Path, modality: str) -> Path | None:
     return None
 
 
+def _read_volume(path: Path, what: str = "volume") -> np.ndarray:
+    """A NIfTI file as a float32 3-D array with its scaling (``scl_slope``/``scl_inter``)
+    applied; a 4-D file of one volume ``(X, Y, Z, 1)`` is squeezed. Errors name the file."""
+    import nibabel as nib
+
+    try:
+        vol = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+    except Exception as err:  # gzip, zlib, nibabel and OS errors all mean "cannot read it"
+        raise ValueError(
+            f"{path}: cannot read this NIfTI {what} ({type(err).__name__}: {err}); the file is "
+            "truncated or damaged, download or copy it again"
+        ) from err
+    while vol.ndim > 3 and vol.shape[-1] == 1:
+        vol = vol[..., 0]
+    if vol.ndim != 3:
+        raise ValueError(
+            f"{path}: expected a 3-D volume, got shape {vol.shape}"
+            + (" (several volumes or time points: save the one to use as its own file)"
+               if vol.ndim == 4 else "")
+        )  # fmt: skip
+    return vol
+
+
 def nifti(
     n: int | None,
     size: int | None,
@@ -176,8 +294,11 @@ def nifti(
 ) -> Dataset:
     """Axial slices of BraTS-style volumes: ``root/**/<case>_<modality>.nii.gz`` (+ ``_seg``).
 
-    Each volume is scaled by its 99.5th percentile; slices whose non-zero area is below
-    ``min_brain_fraction`` of the slice are skipped. With a ``_seg`` file beside every volume, a
+    Each volume is read with its scaling slope and intercept applied (any integer or float
+    type), scaled by its 99.5th percentile; slices whose non-zero area is below
+    ``min_brain_fraction`` of the slice are skipped. NaN or Inf voxels (written outside the brain
+    by some pipelines) are set to 0 and counted in the description; a file of one volume stored
+    as 4-D ``(X, Y, Z, 1)`` is read as 3-D. With a ``_seg`` file beside every volume, a
     slice's label says whether it contains tumour; when any volume lacks one, ``labels`` is
     ``None`` and the description says so.
 
@@ -225,8 +346,9 @@ def nifti(
         says what to download and where to put it).
     ValueError
         For a bad ``split``, ``test_fraction``, ``min_brain_fraction``, ``n`` or
-        ``slices_per_case``, a split that selects no case, a volume that is not 3-D, or when no
-        slice has enough brain.
+        ``slices_per_case``, a split that selects no case, a volume that is not 3-D (several
+        volumes in one file), a file that cannot be read (truncated, damaged), a ``_seg`` file
+        of another shape than its volume, or when no slice has enough brain.
 
     Examples
     --------
@@ -235,8 +357,6 @@ def nifti(
     >>> train = load("nifti", n=512, size=64, split="train")  # doctest: +SKIP
     >>> test = load("nifti", n=128, size=64, split="test")  # doctest: +SKIP
     """
-    import nibabel as nib
-
     if not isinstance(modality, str):
         raise TypeError(f"modality must be a string such as 't1', got {type(modality).__name__}")
     if not modality:
@@ -274,12 +394,15 @@ def nifti(
     rng = np.random.default_rng(seed)
     order = range(len(cases)) if n is None else rng.permutation(len(cases))
     kept: list[tuple[int, torch.Tensor, list[int]]] = []  # (case index, images, labels)
-    total = 0
+    total = nonfinite = 0
     for i in order:
         vol_path = cases[i][1]
-        vol = np.asarray(nib.load(str(vol_path)).get_fdata(dtype=np.float32))
-        if vol.ndim != 3:
-            raise ValueError(f"{vol_path}: expected a 3-D volume, got shape {vol.shape}")
+        vol = _read_volume(vol_path)
+        bad = ~np.isfinite(vol)
+        if bad.any():
+            nonfinite += int(bad.sum())
+            logger.warning("%s: %d NaN or Inf voxels set to 0", vol_path, int(bad.sum()))
+            vol[bad] = 0
         positive = vol[vol > 0]
         scale = float(np.percentile(positive, 99.5)) if positive.size else 1.0
         vol = np.clip(vol / scale, 0, 1, dtype=np.float32)
@@ -288,7 +411,12 @@ def nifti(
             zs = sorted(rng.choice(zs, slices_per_case, replace=False).tolist())
         if not zs:
             continue
-        seg = np.asarray(nib.load(str(segs[i])).dataobj) if labelled else None
+        seg = _read_volume(segs[i], "segmentation") if labelled else None
+        if seg is not None and seg.shape != vol.shape:
+            raise ValueError(
+                f"{segs[i]}: segmentation of shape {seg.shape} does not match its volume "
+                f"{vol_path} of shape {vol.shape}"
+            )
         labels = [int(seg is not None and (seg[:, :, z] > 0).any()) for z in zs]
         stack = np.stack([np.rot90(vol[:, :, z]) for z in zs])[:, None]  # (k, 1, H, W)
         images = resize(center_square(torch.from_numpy(stack)), size).contiguous()
@@ -319,7 +447,8 @@ def nifti(
         images[torch.from_numpy(pick)].contiguous(),
         torch.tensor([labels[j] for j in pick], dtype=torch.int64) if labelled else None,
         f"{len(pick)} axial {modality} slices from {used} of {len(cases)} NIfTI volumes "
-        f"({where}under {root}); {label_text}",
+        f"({where}under {root}); {label_text}"
+        + (f"; {nonfinite} NaN or Inf voxels were set to 0" if nonfinite else ""),
         class_names=("healthy", "lesion") if labelled else (),
     )
 
@@ -327,6 +456,8 @@ def nifti(
 def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download: bool = False):
     import torchvision
 
+    size = check_size(size, 28, 1024, kind)  # 0 is an error, not the default 28
+    check_n(n, 0, kind)
     root = Path(root) if root is not None else _default_root(kind)
     cls = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[
         kind
@@ -343,7 +474,7 @@ def _torchvision(kind: str, n, size, seed, root, *, train: bool = True, download
     images = ds.data[torch.from_numpy(pick)].float().div(255)[:, None]
     classes = tuple(getattr(ds, "classes", ())) or tuple(str(i) for i in range(10))
     return Dataset(
-        resize(images, size or 28).contiguous(),
+        resize(images, size).contiguous(),
         ds.targets[torch.from_numpy(pick)].long(),
         f"{len(pick)} {kind} images from {root}",
         class_names=classes,
@@ -359,3 +490,107 @@ def mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
 def fashion_mnist(n, size, seed, root, *, train: bool = True, download: bool = False):
     """Fashion-MNIST from ``root`` (default ``data/cache/fashion_mnist``) via torchvision."""
     return _torchvision("fashion_mnist", n, size, seed, root, train=train, download=download)
+
+
+def nifti_volumes(
+    n: int | None,
+    size: int | None,
+    seed: int,
+    root: str | Path | None,
+    *,
+    modality: str = "t1",
+    split: str = "all",
+    test_fraction: float = 0.2,
+) -> Volumes:
+    """Whole BraTS-style volumes, ``root/**/<case>_<modality>.nii[.gz]``, as cubes.
+
+    Each volume is scaled by the 99.5th percentile of its positive voxels and clipped to
+    ``[0, 1]`` (as :func:`nifti` does for slices), reoriented to axial slices first (anterior at
+    the top of each slice), cropped to its non-zero box, padded to a cube and resampled to
+    ``size³`` (:func:`helpers.datasets.to_cube`). With a ``_seg`` file beside every volume the
+    label says whether the case has any tumour voxel; otherwise ``labels`` is ``None``.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of volumes (at most; all when ``None``), drawn with ``seed``.
+    size : int or None
+        Side of the returned cubes (default 48).
+    seed : int
+        Seed of the draw of ``n`` cases.
+    root : str, Path or None
+        Folder searched recursively (default ``data/cache/brats``).
+    modality : str
+        File suffix of the volumes (``"t1"``, ``"t1ce"``, ``"t2"``, ``"flair"`` for BraTS).
+    split : {"all", "train", "test"}
+        Patient-level split by :func:`case_split` (the case name alone decides).
+    test_fraction : float
+        Expected share of cases in ``"test"``.
+
+    Returns
+    -------
+    Volumes
+        ``volumes`` ``(N, size, size, size)`` in ``[0, 1]``, ordered by case name.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` missing or without volumes (the message says what to download and where).
+    ValueError
+        A file that is not 3-D or holds NaN voxels (the message names it), a bad ``split``,
+        ``test_fraction``, ``n`` or ``size``, or a split that selects no case.
+    """
+    import nibabel as nib
+
+    if not isinstance(modality, str) or not modality:
+        raise ValueError(f"modality must be a non-empty string such as 't1', got {modality!r}")
+    if split not in NIFTI_SPLITS:
+        raise ValueError(
+            f"split must be one of {', '.join(map(repr, NIFTI_SPLITS))}, got {split!r}"
+        )
+    _check_fraction(test_fraction)
+    _check_count("n", n)
+    _check_count("size", size)
+    size = size or 48
+    root = Path(root) if root is not None else _default_root("brats")
+    if not root.is_dir():
+        raise _no_folder("nifti_volumes", root, key="brats")
+    vols = sorted(root.rglob(f"*_{modality}.nii.gz")) + sorted(root.rglob(f"*_{modality}.nii"))
+    if not vols:
+        raise _missing("nifti_volumes", root, f"volumes named *_{modality}.nii.gz", key="brats")
+    cases = sorted((p.name.split(f"_{modality}.nii")[0], p) for p in vols)
+    if split != "all":
+        cases = [(c, p) for c, p in cases if case_split(c, test_fraction) == split]
+        if not cases:
+            raise ValueError(
+                f"split={split!r} with test_fraction={test_fraction} selects none of the "
+                f"{len(vols)} cases under {root}; add cases or change test_fraction"
+            )
+    pick = _subset(len(cases), n, seed)
+    segs = [_seg_path(cases[i][1], modality) for i in pick]
+    labelled = all(s is not None for s in segs)
+    out, labels = [], []
+    for i, seg in zip(pick, segs, strict=True):
+        path = cases[i][1]
+        vol = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        if vol.ndim != 3:
+            raise ValueError(f"{path}: expected a 3-D volume, got shape {vol.shape}")
+        if np.isnan(vol).any():
+            raise ValueError(
+                f"{path}: {int(np.isnan(vol).sum())} NaN voxels; replace them (e.g. with 0 via "
+                "numpy.nan_to_num) and save the volume again"
+            )
+        positive = vol[vol > 0]
+        scale = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+        vol = np.clip(vol / scale, 0, 1).transpose(2, 1, 0)[:, ::-1, :]  # (Z, Y, X), anterior first
+        out.append(to_cube(np.ascontiguousarray(vol), size))
+        if labelled:
+            labels.append(int((np.asarray(nib.load(str(seg)).dataobj) > 0).any()))
+    where = f"split {split!r}, " if split != "all" else ""
+    return Volumes(
+        torch.stack(out),
+        torch.tensor(labels, dtype=torch.int64) if labelled else None,
+        f"{len(pick)} {modality} NIfTI volumes as {size}³ cubes ({where}under {root}); "
+        + ("label 1 = the case has tumour in its _seg file" if labelled else "unlabelled"),
+        class_names=("healthy", "lesion") if labelled else (),
+    )

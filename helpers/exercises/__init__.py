@@ -1,7 +1,7 @@
 """Exercise checks: ``exercises.check("03", 1, answer)`` gives feedback, never the answer.
 
 Each exercise at the end of a notebook has a checker in the module of its notebook
-(:mod:`helpers.exercises.nb00` … :mod:`helpers.exercises.nb05`), listed there in ``EXERCISES``;
+(:mod:`helpers.exercises.nb00` … :mod:`helpers.exercises.nb08`), listed there in ``EXERCISES``;
 :data:`REGISTRY` is built from those lists, nothing registers itself on import. A checker
 computes what it needs from the package — it does not store the answer as a literal — and
 returns a :class:`~helpers.exercises.feedback.Feedback`: whether the answer is right and a hint
@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import nb00, nb01, nb02, nb03, nb04, nb05
+from . import nb00, nb01, nb02, nb03, nb04, nb05, nb07, nb08
 from .feedback import Exercise, Feedback
 
-__all__ = ["REGISTRY", "check", "listing"]
+__all__ = ["MODULES", "REGISTRY", "check", "listing"]
+
+MODULES = (nb00, nb01, nb02, nb03, nb04, nb05, nb07, nb08)
+"""The checker modules, one per notebook with exercises."""
 
 REGISTRY: dict[tuple[str, int], Exercise] = {}
 """Every exercise with a checker, by ``(notebook, number)``."""
 
-for _exercise in (
-    *nb00.EXERCISES, *nb01.EXERCISES, *nb02.EXERCISES,
-    *nb03.EXERCISES, *nb04.EXERCISES, *nb05.EXERCISES,
-):  # fmt: skip
+for _exercise in (ex for module in MODULES for ex in module.EXERCISES):
     _key = (_exercise.notebook, _exercise.number)
     if _key in REGISTRY:
         raise RuntimeError(f"exercise {_key[0]}.{_key[1]} is listed twice")
@@ -47,7 +47,7 @@ def check(notebook: str, number: int, answer: Any) -> Feedback:
     Parameters
     ----------
     notebook : str
-        Two-digit notebook number, ``"00"`` to ``"05"``.
+        Two-digit notebook number, e.g. ``"03"``.
     number : int
         Exercise number as printed in the notebook.
     answer : Any
