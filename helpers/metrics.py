@@ -456,4 +456,3 @@ def cosine_to_reference(
     own = (s * F.normalize(reference.float(), dim=-1)[:, None]).sum(-1).mean()
     other = (s @ F.normalize(others.float(), dim=-1).T).mean()
     return float(own), float(other)
-

@@ -3,8 +3,9 @@
 The text side of Stable Diffusion at course scale, in three steps:
 
 1. **Captions from measurable properties.** Every pixel of a histology patch is called brown
-   (DAB stain), blue (haematoxylin: nuclei) or pale (background, empty stroma) from its colour
-   (:func:`pixel_classes`, scikit-image's colour deconvolution ``rgb2hed``); the shares give two
+   (DAB stain), blue (haematoxylin: nuclei), pale (background, empty stroma) or none of these from
+   its colour (:func:`pixel_classes`, scikit-image's colour deconvolution ``rgb2hed``); the shares
+   give two
    attributes, the stain level and the nuclei level (:func:`attributes`), which :func:`describe`
    turns into a caption in one of several phrasings. ``style="short"`` names one attribute only,
    as alt-text does; ``"descriptive"`` names both (DALL·E 3's recaptioning lesson).
@@ -101,7 +102,7 @@ NUCLEI: tuple[tuple[str, ...], ...] = (
     ("few nuclei", "sparse nuclei", "hardly any blue nuclei"),
     ("many nuclei", "dense nuclei", "lots of blue nuclei"),
 )
-"""Phrasings of the nuclei level: 0 (blue < 8 % of the patch), 1 (≥ 8 %)."""
+"""Phrasings of the nuclei level: 0 (blue < 5 % of the patch), 1 (≥ 5 %)."""
 
 TEMPLATES: tuple[str, ...] = (
     "{stain} and {nuclei}",
@@ -117,16 +118,18 @@ UNSEEN_TEMPLATES: tuple[str, ...] = ("an image of tissue {stain} with {nuclei}",
 """Wordings that no training caption uses, to test prompts phrased in new ways."""
 
 STAIN_THRESHOLDS = (0.15, 0.60)
-NUCLEI_THRESHOLD = 0.08
-PALE_LUMINANCE, PALE_SATURATION, DAB_THRESHOLD = 0.8, 0.12, 0.03
+NUCLEI_THRESHOLD = 0.05
+PALE_LUMINANCE, PALE_SATURATION, DAB_THRESHOLD, BLUE_MARGIN = 0.8, 0.12, 0.03, 0.04
 
 
 def pixel_classes(images: torch.Tensor) -> torch.Tensor:
-    """Call every pixel brown (0), blue (1) or pale (2) from its colour.
+    """Call every pixel brown (0), blue (1), pale (2) or neither (3) from its colour.
 
-    Pale: mean of R, G, B above 0.8 and max − min below 0.12 (background, empty stroma). Of the
-    others, brown where the DAB channel of scikit-image's ``rgb2hed`` exceeds 0.03, else blue
-    (haematoxylin-stained nuclei).
+    Pale: mean of R, G, B above 0.8 and max − min below 0.12 (background, empty stroma). Blue
+    (haematoxylin-stained nuclei): not pale and blue exceeding red by more than 0.04. Brown: not
+    pale, red exceeding blue by more than 0.04 and the DAB channel of scikit-image's colour
+    deconvolution ``rgb2hed`` above 0.03. The rest (greyish, washed-out pixels) is none of the
+    three, so a blurred grey image is read neither as stain nor as nuclei.
 
     Parameters
     ----------
@@ -134,7 +137,7 @@ def pixel_classes(images: torch.Tensor) -> torch.Tensor:
 
     Returns
     -------
-    Tensor ``(N, H, W)`` int64 in ``{0, 1, 2}``
+    Tensor ``(N, H, W)`` int64 in ``{0, 1, 2, 3}``
     """
     from skimage.color import rgb2hed
 
@@ -145,7 +148,9 @@ def pixel_classes(images: torch.Tensor) -> torch.Tensor:
     x = images.detach().cpu().clamp(0, 1).permute(0, 2, 3, 1).double().numpy()  # (N, H, W, 3)
     dab = rgb2hed(x, channel_axis=-1)[..., 2]
     pale = (x.mean(-1) > PALE_LUMINANCE) & (x.max(-1) - x.min(-1) < PALE_SATURATION)
-    classes = np.where(pale, 2, np.where(dab > DAB_THRESHOLD, 0, 1))
+    blue = ~pale & (x[..., 2] - x[..., 0] > BLUE_MARGIN)
+    brown = ~pale & (x[..., 0] - x[..., 2] > BLUE_MARGIN) & (dab > DAB_THRESHOLD)
+    classes = np.select([brown, blue, pale], [0, 1, 2], default=3)
     return torch.from_numpy(classes.astype(np.int64))
 
 
@@ -153,7 +158,7 @@ def attributes(images: torch.Tensor) -> torch.Tensor:
     """The two caption attributes of each image: ``[stain level, nuclei level]``.
 
     Stain level 0/1/2 by the brown share (thresholds 0.15 and 0.60), nuclei level 0/1 by the blue
-    share (threshold 0.08), both from :func:`pixel_classes`. This rule writes the training
+    share (threshold 0.05), both from :func:`pixel_classes`. This rule writes the training
     captions; applied to generated images it is an exact, parameter-free caption classifier.
 
     Returns
@@ -387,7 +392,7 @@ class CLIPConfig(Presets):
     heads: int = 4
     image_width: int = 16
     embed_dim: int = 64
-    steps: int = 400
+    steps: int = 250
     batch_size: int = 64
     lr: float = 2e-3
 

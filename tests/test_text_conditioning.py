@@ -33,12 +33,13 @@ def test_pixel_classes_and_attributes_on_known_colours():
         _solid([0.35, 0.45, 0.85]),
         _solid([0.95, 0.95, 0.95]),
     )
-    classes = tc.pixel_classes(torch.stack([brown, blue, pale]))
-    assert [int(c.unique()) for c in classes] == [0, 1, 2]
+    grey = _solid([0.6, 0.6, 0.58])  # washed out: neither stain nor background
+    classes = tc.pixel_classes(torch.stack([brown, blue, pale, grey]))
+    assert [int(c.unique()) for c in classes] == [0, 1, 2, 3]
     half = brown.clone()
     half[:, :, :4] = blue[:, :, :4]  # half brown, half nuclei
-    attrs = tc.attributes(torch.stack([brown, blue, pale, half]))
-    assert attrs.tolist() == [[2, 0], [0, 1], [0, 0], [1, 1]]
+    attrs = tc.attributes(torch.stack([brown, blue, pale, half, grey]))
+    assert attrs.tolist() == [[2, 0], [0, 1], [0, 0], [1, 1], [0, 0]]  # a blur is not nuclei
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         tc.pixel_classes(torch.rand(2, 1, 8, 8))
 
