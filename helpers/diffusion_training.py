@@ -136,7 +136,7 @@ def diffusion_loss(
 
 def _check(
     model, images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay, checkpoint_every,
-    warmup, grad_clip, seed,
+    warmup, grad_clip, seed, check_range=True,
 ) -> None:  # fmt: skip
     check_tensor(images, "images", ndim=4, nonempty=True, layout="(N, C, H, W)")
     check_floating(
@@ -145,7 +145,7 @@ def _check(
     )  # fmt: skip
     check_finite(images, "images")
     n = images.shape[0]
-    if float(images.min()) < -1.001 or float(images.max()) > 1.001:
+    if check_range and (float(images.min()) < -1.001 or float(images.max()) > 1.001):
         raise ValueError(
             f"images must lie in [-1, 1] (use diffusion.to_signed), got [{float(images.min()):.3g}, {float(images.max()):.3g}]"
         )
@@ -209,6 +209,7 @@ def train(
     accelerator: Any | None = None,
     precision: str = "float32",
     compile: bool = False,
+    check_range: bool = True,
 ) -> TrainResult:
     """Train ``model`` to predict the noise added to ``images`` (DDPM's L_simple).
 
@@ -273,6 +274,9 @@ def train(
     compile : bool
         Run the forward pass through ``torch.compile`` (pays on long GPU runs; the first steps
         are slow while it compiles). Default off.
+    check_range : bool
+        Insist that ``images`` lie in ``[-1, 1]`` (default). ``False`` for data without a fixed
+        range, such as an autoencoder's latents scaled to unit variance (:mod:`helpers.latent`).
 
     Returns
     -------
@@ -281,7 +285,7 @@ def train(
         batch), ``.steps``.
     """
     _check(model, images, labels, cond, steps, batch_size, lr, cond_drop, ema_decay,
-           checkpoint_every, warmup, grad_clip, seed)  # fmt: skip
+           checkpoint_every, warmup, grad_clip, seed, check_range)  # fmt: skip
     check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
     check_choice(precision, "precision", ("float32", "bf16"))
     if schedule_steps is not None:

@@ -31,6 +31,7 @@ __all__ = [
     "MemorizationExperiment",
     "RealNoiseExperiment",
     "SSLDiffusionExperiment",
+    "TextToImageExperiment",
     "ViTExperiment",
 ]
 
@@ -430,6 +431,90 @@ class MemorizationExperiment(Presets):
                        gan_stages=(2500, 5000, 10000, 20000), ssl_width=32, ssl_dim=128,
                        ssl_steps=2000, ssl_batch=256, max_shift=2, n_planted=32, n_boot=2000,
                        fd_splits=20),
+        }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# 06 — latent diffusion and text-to-image
+
+
+@dataclass(frozen=True)
+class TextToImageExperiment(Presets):
+    """What notebook 06 trains and measures, and how often (the models' own settings are
+    ``latent.AutoencoderConfig``, ``text_conditioning.CLIPConfig`` and
+    ``text_to_image.LatentDiffusionConfig``).
+
+    Attributes
+    ----------
+    n_train, n_test : int
+        Histology patches from the training region and from the held-out strip.
+    captions_per_image : int
+        Phrasings of each training image's caption.
+    kl_weights : tuple of float
+        KL weights compared, each trained for ``kl_steps`` steps of ``kl_batch`` images.
+    timing_batch, timing_repeats : int
+        Batch and repeats of the U-Net step timing (pixel vs latent space).
+    guidance_sweep : tuple of float
+        Guidance weights w compared; ``guidance`` is the one fixed beforehand for the headline.
+    samples_per_prompt, sample_seeds : int
+        Samples per prompt and sampling seed, and how many sampling seeds.
+    short_seeds : int
+        Training seeds of each caption style in the short-vs-descriptive comparison.
+    video_frames, video_sizes : tuple of int
+        Frame counts and frame sides of the spacetime-token table; ``tubelet`` the patch.
+    """
+
+    n_train: int = 2048
+    n_test: int = 256
+    captions_per_image: int = 4
+    kl_weights: tuple[float, ...] = (1e-6, 1e-2, 1.0)
+    kl_steps: int = 100
+    kl_batch: int = 16
+    timing_batch: int = 8
+    timing_repeats: int = 3
+    guidance_sweep: tuple[float, ...] = (0.0, 1.0, 3.0, 6.0)
+    guidance: float = 3.0
+    samples_per_prompt: int = 4
+    sample_seeds: int = 2
+    short_seeds: int = 1
+    video_frames: tuple[int, ...] = (4, 8, 16)
+    video_sizes: tuple[int, ...] = (32, 64, 128)
+    tubelet: tuple[int, int, int] = (2, 8, 8)
+
+    def __post_init__(self) -> None:
+        _positive(self)
+        for name in ("kl_weights", "guidance_sweep", "video_frames", "video_sizes", "tubelet"):
+            values = getattr(self, name)
+            if not values or any(v < 0 for v in values):
+                raise ValueError(
+                    f"TextToImageExperiment.{name} must be non-negative, got {values!r}"
+                )
+        if self.guidance not in self.guidance_sweep:
+            raise ValueError(
+                f"guidance={self.guidance} must be one of guidance_sweep {self.guidance_sweep}"
+            )
+        for f in self.video_frames:
+            if f % self.tubelet[0]:
+                raise ValueError(
+                    f"video frame count {f} is not divisible by tubelet {self.tubelet}"
+                )
+        for s in self.video_sizes:
+            if s % self.tubelet[1] or s % self.tubelet[2]:
+                raise ValueError(f"video size {s} is not divisible by tubelet {self.tubelet}")
+
+    @classmethod
+    def presets(cls) -> dict[str, TextToImageExperiment]:
+        """One preset per profile."""
+        return {
+            "smoke": cls(n_train=128, n_test=64, captions_per_image=2, kl_weights=(1e-6, 1.0),
+                         kl_steps=3, kl_batch=8, timing_batch=4, timing_repeats=2,
+                         guidance_sweep=(0.0, 3.0), samples_per_prompt=2, sample_seeds=1,
+                         video_frames=(4, 8), video_sizes=(32, 64)),
+            "laptop": cls(),
+            "gpu": cls(n_train=8192, n_test=1024, kl_steps=1500, kl_batch=64, timing_batch=64,
+                       timing_repeats=10, guidance_sweep=(0.0, 1.0, 3.0, 6.0, 9.0),
+                       samples_per_prompt=32, sample_seeds=5, short_seeds=5,
+                       video_frames=(4, 8, 16, 32), video_sizes=(64, 128, 256)),
         }  # fmt: skip
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import nb00, nb01, nb02, nb03, nb04, nb05, nb07, nb08
+from . import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08
 from .feedback import Exercise, Feedback
 
 __all__ = ["MODULES", "REGISTRY", "check", "listing"]
 
-MODULES = (nb00, nb01, nb02, nb03, nb04, nb05, nb07, nb08)
+MODULES = (nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08)
 """The checker modules, one per notebook with exercises."""
 
 REGISTRY: dict[tuple[str, int], Exercise] = {}
