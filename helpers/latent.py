@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +113,9 @@ class AutoencoderConfig(Presets):
             )
         if self.kl_weight < 0 or not self.lr > 0:
             raise ValueError(f"need kl_weight ≥ 0 and lr > 0, got {self.kl_weight}, {self.lr}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, AutoencoderConfig]:

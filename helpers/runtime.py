@@ -314,6 +314,22 @@ def scaled_steps(count: int, scale: float) -> int:
     return min(count, max(STEP_FLOOR, round(count * scale)))
 
 
+def scaled_stages(stages: Sequence[int], scale: float) -> tuple[int, ...]:
+    """Increasing step counts (the stages at which a run is evaluated) scaled by ``scale``:
+    each as :func:`scaled_steps`, then raised where needed to stay strictly increasing.
+
+    Examples
+    --------
+    >>> scaled_stages((200, 400, 800, 1600), 0.001), scaled_stages((200, 4000), 0.01)
+    ((2, 3, 4, 5), (2, 40))
+    """
+    out: list[int] = []
+    for count in stages:
+        step = scaled_steps(count, scale)
+        out.append(max(step, out[-1] + 1) if out else step)
+    return tuple(out)
+
+
 def pick(presets: Mapping[str, T], profile: str) -> T:
     """Choose the preset for ``profile`` (``"auto"`` is resolved first)."""
     name = resolve_profile(profile)
@@ -363,7 +379,11 @@ class Presets:
         chosen = pick(cls.presets(), profile)
         scale = step_scale()
         if scale < 1 and cls.STEP_FIELDS:
-            scaled = {n: scaled_steps(getattr(chosen, n), scale) for n in cls.STEP_FIELDS}
+            scaled = {
+                n: (scaled_stages if isinstance(v, tuple) else scaled_steps)(v, scale)
+                for n in cls.STEP_FIELDS
+                for v in [getattr(chosen, n)]
+            }
             chosen = replace(chosen, **scaled)
         return replace(chosen, **overrides)
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -411,6 +411,9 @@ class CLIPConfig(Presets):
                 f"need context ≥ 3, vocab_size > 260, lr > 0; got {self.context}, "
                 f"{self.vocab_size}, {self.lr}"
             )
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps",)
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, CLIPConfig]:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -123,6 +123,9 @@ class LatentDiffusionConfig(Presets):
             )
         if self.sample_steps > self.T:
             raise ValueError(f"sample_steps={self.sample_steps} exceeds T={self.T}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "sample_steps")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, LatentDiffusionConfig]:

@@ -27,6 +27,7 @@ def _subclasses(cls):
 PRESETS = sorted({c for c in _subclasses(runtime.Presets) if c.__module__.startswith("helpers.")},
                  key=lambda c: c.__name__)  # fmt: skip
 COUNT = re.compile(r"(^|_)(steps|epochs|iters|iterations|repeats|warmup)($|_)|^iters_")
+STAGES = re.compile(r"(^|_)stages$")  # increasing step counts at which a run is evaluated
 NOT_COUNTS = {("DDPMConfig", "ddim_steps")}  # a tuple of sampler lengths compared, kept as is
 
 
@@ -49,7 +50,8 @@ def test_every_preset_class_lists_its_iteration_counts():
         gpu = cls.presets()["gpu"]
         counts = {
             n for n in names
-            if COUNT.search(n) and isinstance(getattr(gpu, n), int) and (cls.__name__, n) not in NOT_COUNTS
+            if (COUNT.search(n) or STAGES.search(n)) and isinstance(getattr(gpu, n), int | tuple)
+            and (cls.__name__, n) not in NOT_COUNTS
         }  # fmt: skip
         assert counts == set(cls.STEP_FIELDS), (cls.__name__, counts, cls.STEP_FIELDS)
 
@@ -62,7 +64,18 @@ def test_scaled_presets_keep_every_size_and_validate(monkeypatch, profile):
         scaled = cls.preset(profile)  # validated again by the dataclass
         for f in fields(cls):
             a, b = getattr(full, f.name), getattr(scaled, f.name)
-            if f.name in cls.STEP_FIELDS:
+            if f.name in cls.STEP_FIELDS and isinstance(a, tuple):  # stages: scaled, increasing
+                assert len(a) == len(b) and all(x < y for x, y in zip(b, b[1:], strict=False)), (
+                    f.name,
+                    b,
+                )
+                for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                    assert (
+                        min(x, runtime.STEP_FLOOR)
+                        <= y
+                        <= max(runtime.STEP_FLOOR, math.ceil(x * 0.001)) + i
+                    )
+            elif f.name in cls.STEP_FIELDS:
                 assert (
                     min(a, runtime.STEP_FLOOR) <= b <= max(runtime.STEP_FLOOR, math.ceil(a * 0.001))
                 )
@@ -70,7 +83,8 @@ def test_scaled_presets_keep_every_size_and_validate(monkeypatch, profile):
                 assert a == b, (cls.__name__, f.name)
         if cls.STEP_FIELDS:  # an explicit override is taken as it is
             name = cls.STEP_FIELDS[0]
-            assert getattr(cls.preset(profile, **{name: 7}), name) == 7
+            value = (7, 9) if isinstance(getattr(full, name), tuple) else 7
+            assert getattr(cls.preset(profile, **{name: value}), name) == value
         monkeypatch.delenv("COURSE_STEP_SCALE")
         assert cls.preset(profile) == full
 

@@ -168,7 +168,14 @@ class DDPMConfig(Presets):
                 f"guidance weights must be >= 0, got {self.guidance} and {self.guidance_sweep}"
             )
 
-    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("train_steps", "classifier_epochs", "brain_steps")
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = (
+        "train_steps",
+        "classifier_epochs",
+        "ddpm_repeats",
+        "sampler_repeats",
+        "sweep_repeats",
+        "floor_repeats",
+    )
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
@@ -314,7 +321,7 @@ class SSLDiffusionExperiment(Presets):
                 f"need n_refs >= 2 and guidance weights >= 0, got {self.n_refs}, {self.guidance_sweep}"
             )
 
-    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("clf_epochs", "prior_steps")
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("clf_epochs", "prior_steps", "large_steps")
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
@@ -412,7 +419,12 @@ class MemorizationExperiment(Presets):
             )
         _divisible(self, ("size",), self.channel_mults)
 
-    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "gan_steps", "ssl_steps", "ddim_steps")
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = (
+        "diffusion_stages",
+        "gan_stages",
+        "ssl_steps",
+        "ddim_steps",
+    )
     """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
@@ -501,6 +513,9 @@ class TextToImageExperiment(Presets):
         for s in self.video_sizes:
             if s % self.tubelet[1] or s % self.tubelet[2]:
                 raise ValueError(f"video size {s} is not divisible by tubelet {self.tubelet}")
+
+    STEP_FIELDS: ClassVar[tuple[str, ...]] = ("kl_steps", "timing_repeats")
+    """Iteration counts scaled by ``COURSE_STEP_SCALE`` (:meth:`helpers.runtime.Presets.preset`)."""
 
     @classmethod
     def presets(cls) -> dict[str, TextToImageExperiment]:

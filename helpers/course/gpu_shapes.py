@@ -154,12 +154,6 @@ def configurations(profile: str = "gpu") -> list[Configuration]:
                           attn_resolutions=c3.attn_resolutions, num_classes=10, seed=0),
         _diffusion(1, c3.image_size, classes=10), c3.batch_size, ema=True,
     ))  # fmt: skip
-    out.append(Configuration(
-        "03", "03 brain U-Net",
-        lambda: unet.UNet(1, base_channels=c3.brain_base_channels, channel_mults=c3.channel_mults,
-                          attn_resolutions=c3.attn_resolutions, seed=0),
-        _diffusion(1, c3.brain_size), c3.brain_batch_size, ema=True,
-    ))  # fmt: skip
     s4 = self_supervised.SSLConfig.preset(profile)
     out.append(Configuration(
         "04", "04 SSL encoder",
@@ -179,7 +173,7 @@ def configurations(profile: str = "gpu") -> list[Configuration]:
                           attn_resolutions=(), seed=0),
         _diffusion(1, m5.size), m5.batch_size, ema=True,
     ))  # fmt: skip
-    g5 = gan.GANConfig.preset(profile, steps=m5.gan_steps)
+    g5 = gan.GANConfig.preset(profile, steps=m5.gan_stages[-1])
     out.append(Configuration("05", "05 GAN (generator → discriminator)", lambda: _GANStep(g5),
                              lambda b: (torch.randn(b, g5.latent_dim),), g5.batch_size, ema=True))  # fmt: skip
     out.append(Configuration(
