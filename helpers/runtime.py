@@ -492,7 +492,8 @@ class CpuTimes:
 
 
 def cpu_times() -> CpuTimes:
-    """Read the busy time of this process's cores and this process's own CPU time (psutil)."""
+    """Read the busy time of this process's cores and the CPU time of this process and its
+    children (psutil)."""
     import psutil
 
     proc = psutil.Process()
@@ -510,14 +511,28 @@ def cpu_times() -> CpuTimes:
             busy += total - t.get("idle", 0.0) - t.get("iowait", 0.0)
     except (OSError, IndexError, psutil.Error):
         busy = None
-    # the process's CPU clock (user + system, all threads) at nanosecond resolution, not ticks
-    return CpuTimes(time.perf_counter(), busy, time.process_time())
+    # the process's CPU clock (user + system, all threads) at nanosecond resolution, not ticks,
+    # plus its children's (a runner's kernels, live or finished): their work is not "others"
+    own = time.process_time()
+    finished = os.times()
+    own += finished.children_user + finished.children_system
+    try:
+        for child in proc.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                own += c.user + c.system
+            except psutil.Error:  # ended meanwhile: counted as finished at the next reading
+                pass
+    except psutil.Error:
+        pass
+    return CpuTimes(time.perf_counter(), busy, own)
 
 
 def others_between(start: CpuTimes, end: CpuTimes) -> float | None:
     """Mean number of cores that *other* processes kept busy between two readings, or ``None``.
 
-    The busy time of this process's cores minus this process's own CPU time, over the wall time.
+    The busy time of this process's cores minus the CPU time of this process and its children
+    (a runner's kernels), over the wall time.
     """
     seconds = end.wall - start.wall
     if start.busy is None or end.busy is None or seconds <= 0:
