@@ -184,7 +184,7 @@ class DIPConfig(Presets):
                 scales=4,
                 channels=32,
                 iters_fig2=300,
-                iters_denoise=1500,
+                iters_denoise=1200,
                 iters_sr=600,
                 iters_inpaint=1800,
                 iters_inpaint_text=600,

@@ -61,7 +61,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .metrics import bootstrap_interval
+from .metrics import binomial_interval, bootstrap_interval
 from .nearest_neighbours import (
     ArrayLike,
     Matches,
@@ -451,6 +451,10 @@ def rate_interval(
     images too (:func:`calibrated_threshold` at ``quantile``), so the interval also covers how
     uncertain the threshold itself is — usually the larger part on a few hundred images.
 
+    The interval is widened, where needed, to contain the exact binomial interval of the count
+    at the (calibrated) threshold (:func:`helpers.metrics.binomial_interval`): a bootstrap of 0
+    near-copies among ``N`` is the point ``[0, 0]``, which no sample size justifies.
+
     Parameters
     ----------
     values : array-like ``(N,)``
@@ -472,28 +476,35 @@ def rate_interval(
     --------
     >>> v = np.r_[np.full(10, 0.99), np.full(90, 0.5)]  # 10 % of 100 samples are near-copies
     >>> lo, hi = rate_interval(v, 0.95)
-    >>> 0.03 < lo < 0.1 < hi < 0.17
+    >>> 0.03 < lo < 0.1 < hi < 0.18
     True
     """
     v = _values(values, "values")
     if (threshold is None) == (held_out_values is None):
         raise ValueError("give either a fixed threshold or held_out_values to calibrate one from")
     if threshold is not None:
-        return bootstrap_interval(
+        lo, hi = bootstrap_interval(
             lambda x: memorization_rate(x, threshold, above=above), v, n_boot=n_boot,
             level=level, seed=seed,
         )  # fmt: skip
-    h = _values(held_out_values, "held_out_values")
+        point = memorization_rate(v, threshold, above=above)
+    else:
+        h = _values(held_out_values, "held_out_values")
 
-    def rate(x: np.ndarray, held: np.ndarray) -> float:
-        return memorization_rate(x, calibrated_threshold(held, quantile, above=above), above=above)
+        def rate(x: np.ndarray, held: np.ndarray) -> float:
+            return memorization_rate(
+                x, calibrated_threshold(held, quantile, above=above), above=above
+            )
 
-    # generated and held-out images resampled each within its own set (a stratified bootstrap)
-    which = np.r_[np.zeros(len(v)), np.ones(len(h))]
-    return bootstrap_interval(
-        lambda x, w: rate(x[w == 0], x[w == 1]), np.r_[v, h], which, strata=which,
-        n_boot=n_boot, level=level, seed=seed,
-    )  # fmt: skip
+        # generated and held-out images resampled each within its own set (a stratified bootstrap)
+        which = np.r_[np.zeros(len(v)), np.ones(len(h))]
+        lo, hi = bootstrap_interval(
+            lambda x, w: rate(x[w == 0], x[w == 1]), np.r_[v, h], which, strata=which,
+            n_boot=n_boot, level=level, seed=seed,
+        )  # fmt: skip
+        point = rate(v, h)
+    exact_lo, exact_hi = binomial_interval(int(round(point * len(v))), len(v), level)
+    return min(lo, exact_lo), max(hi, exact_hi)
 
 
 def calibrated_threshold(

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from skimage.metrics import structural_similarity
 
-from .validation import check_finite, check_number
+from .validation import check_finite, check_int, check_number
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -349,6 +349,50 @@ def auroc(labels: ArrayLike | list, scores: ArrayLike | list) -> float:
         raise ValueError(f"AUROC needs both classes, got {n_pos} positives and {n_neg} negatives")
     ranks = rankdata(s)  # average ranks for ties
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) confidence interval of a rate ``successes / trials``.
+
+    Unlike a bootstrap, it does not collapse to a point when the count is 0 or ``trials``: with
+    0 of ``n`` the upper end is ``1 − ((1 − level)/2)^(1/n)`` (≈ 3.7/n at 95 %; the "rule of
+    three" is its one-sided version). Clopper & Pearson, Biometrika 26 (1934).
+
+    Parameters
+    ----------
+    successes, trials : int
+        ``0 ≤ successes ≤ trials``, ``trials ≥ 1``.
+    level : float
+        Coverage, in ``(0, 1)``.
+
+    Returns
+    -------
+    (low, high) : tuple of float, in ``[0, 1]``
+
+    Raises
+    ------
+    ValueError
+        Counts out of range or ``level`` outside ``(0, 1)``.
+
+    Examples
+    --------
+    >>> lo, hi = binomial_interval(0, 240)
+    >>> lo, round(hi, 4)
+    (0.0, 0.0152)
+    >>> [round(x, 3) for x in binomial_interval(5, 10)]
+    [0.187, 0.813]
+    """
+    from scipy.stats import beta
+
+    check_int(trials, "trials", minimum=1)
+    check_int(successes, "successes", minimum=0)
+    if successes > trials:
+        raise ValueError(f"successes must be at most trials={trials}, got {successes}")
+    check_number(level, "level", low=0, high=1, low_open=True, high_open=True)
+    a = (1 - level) / 2
+    low = 0.0 if successes == 0 else float(beta.ppf(a, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - a, successes + 1, trials - successes))
+    return low, high
 
 
 def bootstrap_interval(
