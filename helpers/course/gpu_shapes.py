@@ -30,7 +30,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .. import dip, gan, ood, radiomics, self_supervised, svnr, unet, vit
+from .. import (
+    dip,
+    gan,
+    latent,
+    ood,
+    radiomics,
+    self_supervised,
+    svnr,
+    text_conditioning,
+    text_to_image,
+    unet,
+    vit,
+)
 from . import experiments
 
 __all__ = ["CARDS_GB", "Configuration", "Estimate", "configurations", "estimate", "table"]
@@ -128,6 +140,35 @@ class _FINStep(nn.Module):
         return self.fin(windows)
 
 
+class _VAEStep(nn.Module):
+    """The KL autoencoder's training pass: encode, sample the latent, decode."""
+
+    def __init__(self, config: latent.AutoencoderConfig):
+        super().__init__()
+        self.vae = latent.make_autoencoder(config, seed=0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vae(images, sample_posterior=True).sample
+
+
+class _CLIPStep(nn.Module):
+    """The CLIP-style encoder's training pass: both towers on a batch of pairs."""
+
+    def __init__(self, config: text_conditioning.CLIPConfig):
+        super().__init__()
+        words = [f"w{i}" for i in range(64)]  # a tokenizer of the notebook's size class
+        tokenizer = text_conditioning.train_tokenizer(
+            [" ".join(words[i : i + 8]) for i in range(0, 56)],
+            vocab_size=config.vocab_size,
+            context=config.context,
+        )
+        self.clip = text_conditioning.TextImageCLIP(tokenizer, config, seed=0)
+        self.vocab = len(tokenizer)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.clip.encode_image(images), self.clip.encode_text(ids % self.vocab)
+
+
 def configurations(profile: str = "gpu") -> list[Configuration]:
     """Every network the notebooks train under ``profile``, as the notebooks build it.
 
@@ -180,6 +221,25 @@ def configurations(profile: str = "gpu") -> list[Configuration]:
         "05", "05 SSL encoder",
         lambda: self_supervised.Encoder(1, m5.ssl_width, m5.ssl_dim, seed=0),
         _images(1, m5.size), 2 * m5.ssl_batch,
+    ))  # fmt: skip
+    a6 = latent.AutoencoderConfig.preset(profile)
+    out.append(Configuration("06", "06 KL autoencoder", lambda: _VAEStep(a6), _images(3, a6.size),
+                             a6.batch_size))  # fmt: skip
+    k6 = text_conditioning.CLIPConfig.preset(profile)
+    out.append(Configuration(
+        "06", "06 CLIP-style text and image encoders", lambda: _CLIPStep(k6),
+        lambda b: (torch.rand(b, 3, a6.size, a6.size), torch.randint(0, 10**6, (b, k6.context))),
+        k6.batch_size,
+    ))  # fmt: skip
+    d6 = text_to_image.LatentDiffusionConfig.preset(profile)
+    captions = 64  # caption states cross-attended to (their number does not change the shapes)
+    out.append(Configuration(
+        "06", "06 text-conditioned latent U-Net",
+        lambda: text_to_image.CaptionTableUNet(
+            text_to_image.make_unet(d6, in_channels=a6.latent_channels, sample_size=a6.latent_size,
+                                    cross_attention_dim=k6.hidden, seed=0),
+            torch.randn(captions + 1, k6.context, k6.hidden)),
+        _diffusion(a6.latent_channels, a6.latent_size, classes=captions), d6.batch_size, ema=True,
     ))  # fmt: skip
     c7 = svnr.SVNRConfig.preset(profile)
     r7 = experiments.RealNoiseExperiment.preset(profile)
