@@ -378,7 +378,7 @@ def binomial_interval(successes: int, trials: int, level: float = 0.95) -> tuple
     --------
     >>> lo, hi = binomial_interval(0, 240)
     >>> lo, round(hi, 4)
-    (0.0, 0.0152)
+    (0.0, 0.0153)
     >>> [round(x, 3) for x in binomial_interval(5, 10)]
     [0.187, 0.813]
     """
