@@ -342,7 +342,7 @@ def test_jobs_2_gives_the_outputs_of_jobs_1(tmp_path, monkeypatch):
     # each parallel job ran with its share of the cores as its thread limit
     import torch
 
-    share = str(max(1, runner._cpu_count() // 2))
+    share = str(max(1, runtime.cpu_cores()[0] // 2))
     devices = {"None"} if not torch.cuda.device_count() else {"0", "1"}
     for nb in two.notebooks:
         path = tmp_path / "b2" / "smoke" / "notebooks" / f"{nb.name}.ipynb"

@@ -244,13 +244,6 @@ def execute(
     return time.perf_counter() - start, error
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def job_environments(
     jobs: int, *, cuda_devices: Sequence[str] | None = None, cpus: int | None = None
 ) -> list[dict[str, str]]:
@@ -269,7 +262,7 @@ def job_environments(
         Device ids to share out; default: ``$CUDA_VISIBLE_DEVICES`` when set, else every device
         torch sees (none without CUDA).
     cpus : int, optional
-        Cores to share out; default: those this process may run on.
+        Cores to share out; default: those this process may use (:func:`helpers.runtime.cpu_cores`).
 
     Examples
     --------
@@ -288,7 +281,7 @@ def job_environments(
             import torch
 
             cuda_devices = [str(i) for i in range(torch.cuda.device_count())]
-    threads = str(max(1, (cpus if cpus is not None else _cpu_count()) // jobs))
+    threads = str(max(1, (cpus if cpus is not None else runtime.cpu_cores()[0]) // jobs))
     out = []
     for i in range(jobs):
         env = {"COURSE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
